@@ -1,0 +1,25 @@
+"""flowlib: a small, tested library of normalizing flows for the course notebooks."""
+
+from . import plot, testing
+from .bijection import Bijection, Inverse, Sequential, check_input
+from .config import default_device, is_quick, quick_or_full
+from .coupling import AdditiveCoupling, AffineCoupling, alternating_mask, channel_mask, checkerboard_mask
+from .distributions import StandardNormal
+from .elementwise import ElementwiseAffine, Tanh
+from .flow import Flow, bits_per_dim
+from .models2d import coupling_flow_2d
+from .nets import MLP, ConvNet, GatedResNet
+from .testing import check_bijection
+from .toy import TOY_DATASETS, make_toy
+from .training import History, NonFiniteLossError, fit
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Bijection", "Sequential", "Inverse", "check_input",
+    "default_device", "is_quick", "quick_or_full",
+    "AdditiveCoupling", "AffineCoupling", "alternating_mask", "channel_mask", "checkerboard_mask",
+    "StandardNormal", "ElementwiseAffine", "Tanh", "Flow", "bits_per_dim",
+    "coupling_flow_2d", "MLP", "ConvNet", "GatedResNet", "check_bijection", "TOY_DATASETS", "make_toy",
+    "History", "NonFiniteLossError", "fit", "plot", "testing", "__version__",
+]

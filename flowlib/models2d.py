@@ -1,0 +1,28 @@
+"""Ready-made flows for 2D toy data (notebooks 01-02)."""
+
+from __future__ import annotations
+
+from .bijection import Sequential
+from .coupling import AdditiveCoupling, AffineCoupling, alternating_mask
+from .elementwise import ElementwiseAffine
+from .flow import Flow
+from .nets import MLP
+
+__all__ = ["coupling_flow_2d"]
+
+
+def coupling_flow_2d(layers: int = 8, hidden: int = 64, affine: bool = True, features: int = 2) -> Flow:
+    """A stack of ``layers`` coupling layers with alternating masks on ``features``-dim data.
+
+    Each coupling transforms the features its mask leaves out, conditioned on the rest;
+    alternating the mask lets every feature be transformed. An ``ElementwiseAffine``
+    first layer learns the data's overall location and scale.
+    """
+    blocks = [ElementwiseAffine(features)]
+    for i in range(layers):
+        mask = alternating_mask(features, parity=i % 2)
+        if affine:
+            blocks.append(AffineCoupling(mask, MLP(features, 2 * features, hidden=hidden)))
+        else:
+            blocks.append(AdditiveCoupling(mask, MLP(features, features, hidden=hidden)))
+    return Flow(Sequential(*blocks), event_shape=(features,))

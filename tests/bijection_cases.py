@@ -1,0 +1,69 @@
+"""Every bijection in flowlib with a small float64 input for the shared checker.
+
+``CASES`` maps a name to a factory returning ``(layer, x)``. tests/test_all_bijections.py
+runs ``check_bijection`` on each and checks that every Bijection subclass defined in
+flowlib appears here, so a new layer cannot skip the checker.
+"""
+
+from __future__ import annotations
+
+import torch
+
+import flowlib as fl
+from flowlib.testing import perturb
+
+
+def _vec(b: int = 3, d: int = 4) -> torch.Tensor:
+    return torch.randn(b, d, dtype=torch.float64)
+
+
+def _img(b: int = 2, c: int = 4, h: int = 4, w: int = 4) -> torch.Tensor:
+    return torch.randn(b, c, h, w, dtype=torch.float64)
+
+
+def _elementwise_affine():
+    return perturb(fl.ElementwiseAffine(4)), _vec()
+
+
+def _tanh():
+    return fl.Tanh(), _vec()
+
+
+def _additive_vec():
+    return perturb(fl.AdditiveCoupling(fl.alternating_mask(4), fl.MLP(4, 4, hidden=8))), _vec()
+
+
+def _affine_vec():
+    return perturb(fl.AffineCoupling(fl.alternating_mask(4, 1), fl.MLP(4, 8, hidden=8)), std=0.5), _vec()
+
+
+def _affine_checkerboard():
+    layer = fl.AffineCoupling(fl.checkerboard_mask(4, 4), fl.ConvNet(4, 8, hidden=8))
+    return perturb(layer, std=0.3), _img()
+
+
+def _affine_channel_gated():
+    layer = fl.AffineCoupling(fl.channel_mask(4), fl.GatedResNet(4, 8, hidden=8, blocks=1))
+    return perturb(layer, std=0.3), _img()
+
+
+def _sequential():
+    layer = fl.Sequential(fl.ElementwiseAffine(4), fl.AffineCoupling(fl.alternating_mask(4), fl.MLP(4, 8, hidden=8)),
+                          fl.AdditiveCoupling(fl.alternating_mask(4, 1), fl.MLP(4, 4, hidden=8)))
+    return perturb(layer, std=0.3), _vec()
+
+
+def _inverse():
+    return fl.Inverse(perturb(fl.AffineCoupling(fl.alternating_mask(4), fl.MLP(4, 8, hidden=8)))), _vec()
+
+
+CASES = {
+    "ElementwiseAffine": _elementwise_affine,
+    "Tanh": _tanh,
+    "AdditiveCoupling": _additive_vec,
+    "AffineCoupling": _affine_vec,
+    "AffineCoupling-checkerboard-image": _affine_checkerboard,
+    "AffineCoupling-channel-gated": _affine_channel_gated,
+    "Sequential": _sequential,
+    "Inverse": _inverse,
+}

@@ -1,13 +1,18 @@
 """flowlib: a small, tested library of normalizing flows for the course notebooks."""
 
 from . import plot, testing
+from .actnorm import ActNorm
 from .bijection import Bijection, Inverse, Sequential, check_input
 from .config import default_device, is_quick, quick_or_full
 from .coupling import AdditiveCoupling, AffineCoupling, alternating_mask, channel_mask, checkerboard_mask
+from .dequantize import Logit, UniformDequantization, VariationalDequantization, quantize
 from .distributions import StandardNormal
 from .elementwise import ElementwiseAffine, Tanh
 from .flow import Flow, bits_per_dim
+from .glow import GlowStep
+from .invconv import InvConv1x1, InvConv1x1LU
 from .models2d import coupling_flow_2d
+from .multiscale import SplitPrior, Squeeze, merge, split
 from .nets import MLP, ConvNet, GatedResNet
 from .testing import check_bijection
 from .toy import TOY_DATASETS, make_toy
@@ -21,5 +26,7 @@ __all__ = [
     "AdditiveCoupling", "AffineCoupling", "alternating_mask", "channel_mask", "checkerboard_mask",
     "StandardNormal", "ElementwiseAffine", "Tanh", "Flow", "bits_per_dim",
     "coupling_flow_2d", "MLP", "ConvNet", "GatedResNet", "check_bijection", "TOY_DATASETS", "make_toy",
+    "ActNorm", "Logit", "UniformDequantization", "VariationalDequantization", "quantize", "GlowStep",
+    "InvConv1x1", "InvConv1x1LU", "SplitPrior", "Squeeze", "merge", "split",
     "History", "NonFiniteLossError", "fit", "plot", "testing", "__version__",
 ]

@@ -2,7 +2,8 @@
 
 ``check_bijection`` is the single checker every layer in flowlib passes. It verifies
 
-1. the shape is kept and ``logdet`` has shape ``(B,)``;
+1. the batch size and the number of dimensions are kept (a squeeze may reshape)
+   and ``logdet`` has shape ``(B,)``;
 2. the round trip ``inverse(forward(x)) == x``;
 3. ``logdet_forward + logdet_inverse == 0``;
 4. ``logdet_forward`` equals ``log|det J|`` of the Jacobian computed by
@@ -48,7 +49,10 @@ def jacobian_logdet(fn, x: Tensor) -> Tensor:
         def flat(v: Tensor, shape=xb.shape, n=n) -> Tensor:
             return fn(v.reshape(shape)).reshape(n)
 
-        jac = torch.autograd.functional.jacobian(flat, xb.reshape(n))
+        try:  # vmap over the rows is much faster; fall back for layers vmap cannot handle
+            jac = torch.autograd.functional.jacobian(flat, xb.reshape(n), vectorize=True)
+        except RuntimeError:
+            jac = torch.autograd.functional.jacobian(flat, xb.reshape(n))
         sign, logabs = torch.linalg.slogdet(jac)
         if sign == 0:
             raise AssertionError(f"the Jacobian of example {b} is singular: the map is not invertible there")
@@ -73,8 +77,9 @@ def check_bijection(layer: torch.nn.Module, x: Tensor, atol: float = 1e-6, rtol:
 
     with torch.no_grad():
         z, ld_fwd = layer(x)
-        if z.shape != x.shape:
-            raise AssertionError(f"{name}.forward changed the shape from {tuple(x.shape)} to {tuple(z.shape)}")
+        if z.shape[0] != x.shape[0] or z.numel() != x.numel():
+            raise AssertionError(f"{name}.forward must keep the batch and the number of dimensions: "
+                                 f"{tuple(x.shape)} became {tuple(z.shape)}")
         _check_logdet(name, "forward", ld_fwd, x)
         x_rec, ld_inv = layer.inverse(z)
         if x_rec.shape != x.shape:

@@ -67,3 +67,31 @@ CASES = {
     "Sequential": _sequential,
     "Inverse": _inverse,
 }
+
+
+# ---- image-flow building blocks (notebooks 03-05) ----
+from flowlib.actnorm import ActNorm  # noqa: E402
+from flowlib.dequantize import Logit  # noqa: E402
+from flowlib.glow import GlowStep  # noqa: E402
+from flowlib.invconv import InvConv1x1, InvConv1x1LU  # noqa: E402
+from flowlib.multiscale import SplitPrior, Squeeze  # noqa: E402
+
+
+def _initialised_actnorm():
+    layer = ActNorm(4)
+    layer.initialize(_img(8) * 3 + 1)
+    return perturb(layer, std=0.3), _img()
+
+
+CASES.update({
+    "Logit": lambda: (Logit(alpha=0.05), torch.rand(2, 4, 4, 4, dtype=torch.float64)),
+    "Squeeze": lambda: (Squeeze(), _img()),
+    "SplitPrior": lambda: (perturb(SplitPrior(4), std=0.3), _img()),
+    "ActNorm": _initialised_actnorm,
+    "ActNorm-vector": lambda: (perturb(ActNorm(4), std=0.3), _vec()),
+    "InvConv1x1": lambda: (perturb(InvConv1x1(4), std=0.3), _img()),
+    "InvConv1x1LU": lambda: (perturb(InvConv1x1LU(4), std=0.3), _img()),
+    "InvConv1x1LU-vector": lambda: (perturb(InvConv1x1LU(4), std=0.3), _vec()),
+    "GlowStep": lambda: (perturb(GlowStep(4, hidden=8), std=0.1), _img()),
+    "GlowStep-plain": lambda: (perturb(GlowStep(4, hidden=8, lu=False), std=0.1), _img()),
+})

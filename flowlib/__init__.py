@@ -5,6 +5,7 @@ from .actnorm import ActNorm
 from .bijection import Bijection, Inverse, Sequential, check_input
 from .config import default_device, is_quick, quick_or_full
 from .coupling import AdditiveCoupling, AffineCoupling, alternating_mask, channel_mask, checkerboard_mask
+from .data import DatasetNotFoundError, load_images
 from .dequantize import Logit, UniformDequantization, VariationalDequantization, quantize
 from .distributions import StandardNormal
 from .elementwise import ElementwiseAffine, Tanh
@@ -28,5 +29,6 @@ __all__ = [
     "coupling_flow_2d", "MLP", "ConvNet", "GatedResNet", "check_bijection", "TOY_DATASETS", "make_toy",
     "ActNorm", "Logit", "UniformDequantization", "VariationalDequantization", "quantize", "GlowStep",
     "InvConv1x1", "InvConv1x1LU", "SplitPrior", "Squeeze", "merge", "split",
+    "DatasetNotFoundError", "load_images",
     "History", "NonFiniteLossError", "fit", "plot", "testing", "__version__",
 ]

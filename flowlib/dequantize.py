@@ -112,10 +112,15 @@ class UniformDequantization(nn.Module):
         u = torch.rand(x.shape, device=x.device, dtype=x.dtype)
         return u, x.new_zeros(x.shape[0])
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def center_noise(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Deterministic noise for a repeatable encoding: the bin centres, ``u = 1/2``."""
+        return torch.full_like(x, 0.5), x.new_zeros(x.shape[0])
+
+    def forward(self, x: Tensor, deterministic: bool = False) -> tuple[Tensor, Tensor]:
+        """Integer pixels -> ``(z, logdet)``; ``deterministic=True`` uses :meth:`center_noise`."""
         check_pixels(x, self.num_bins)
         x = x.to(torch.get_default_dtype()) if not x.is_floating_point() else x
-        u, log_q = self.noise(x)
+        u, log_q = self.center_noise(x) if deterministic else self.noise(x)
         d = x[0].numel()
         # keep the noise ``margin`` away from the bin edges, so that float32 round-off can never
         # carry x + u into the next bin; u' = m + (1 - 2m) u has density q(u) / (1 - 2m)^D
@@ -175,3 +180,7 @@ class VariationalDequantization(UniformDequantization):
     def noise(self, x: Tensor) -> tuple[Tensor, Tensor]:
         eps = torch.randn(x.shape, device=x.device, dtype=x.dtype)
         return self.noise_from(eps, x)
+
+    def center_noise(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Deterministic noise: the noise flow's image of ``eps = 0``."""
+        return self.noise_from(torch.zeros_like(x), x)

@@ -52,7 +52,7 @@ def batches_from_tensor(data: Tensor, batch_size: int, seed: int = 0) -> Iterato
 
 def fit(model: nn.Module, batches: Iterable[Tensor] | Callable[[], Tensor] | Tensor, steps: int, *,
         lr: float = 1e-3, optimizer: torch.optim.Optimizer | None = None, batch_size: int = 256,
-        warmup_steps: int = 0, clip_grad: float | None = None,
+        warmup_steps: int = 0, lr_schedule: Callable[[int], float] | None = None, clip_grad: float | None = None,
         loss_fn: Callable[[nn.Module, Tensor], Tensor] = nll_loss,
         eval_fn: Callable[[nn.Module], float] | None = None, eval_every: int = 0,
         callback: Callable[[int, float], None] | None = None, history: History | None = None,
@@ -63,6 +63,8 @@ def fit(model: nn.Module, batches: Iterable[Tensor] | Callable[[], Tensor] | Ten
         batches: an iterator of batches, a function returning a fresh batch (e.g. a toy
             sampler), or a tensor of training data to shuffle into batches of ``batch_size``.
         warmup_steps: the learning rate rises linearly from ~0 to ``lr`` over these steps.
+        lr_schedule: instead of ``warmup_steps``, a function of the (1-based) step giving the
+            factor the base learning rate is multiplied by.
         clip_grad: maximum global gradient norm, or None.
         eval_fn, eval_every: call ``eval_fn(model)`` every ``eval_every`` steps (in eval
             mode, without gradients) and record the value in ``history.evals``.
@@ -87,8 +89,8 @@ def fit(model: nn.Module, batches: Iterable[Tensor] | Callable[[], Tensor] | Ten
     bar = tqdm(range(steps), desc=desc, disable=not progress, leave=True, mininterval=0.5)
     for _ in bar:
         step = history.step + 1
-        if warmup_steps:
-            factor = min(1.0, step / warmup_steps)
+        if lr_schedule is not None or warmup_steps:
+            factor = lr_schedule(step) if lr_schedule is not None else min(1.0, step / warmup_steps)
             for g, base in zip(opt.param_groups, base_lrs):
                 g["lr"] = base * factor
         x = next_batch() if next_batch is not None else next(iterator)

@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+import torch
+
+from flowlib.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+    shipped_checkpoint,
+    verify_sha256,
+)
+from flowlib.model import FlowConfig, MultiScaleFlow
+
+from .test_model import TINY, tiny
+
+
+def saved(tmp_path, **kw):
+    model, x = tiny(**kw)
+    path = save_checkpoint(tmp_path / "m.pt", model, dataset="mnist", step=7, metrics={"test_bpd": 1.5})
+    return model, x, path
+
+
+def test_round_trip_gives_identical_log_prob_and_keeps_actnorm(tmp_path):
+    model, x, path = saved(tmp_path, dequantization="variational")
+    loaded, ckpt = load_checkpoint(path)
+    assert ckpt["step"] == 7 and ckpt["dataset"] == "mnist" and ckpt["metrics"]["test_bpd"] == 1.5
+    assert ckpt["flowlib_version"] and ckpt["config"] == model.config.to_dict()
+    torch.manual_seed(3)
+    a = model.log_prob(x)
+    torch.manual_seed(3)
+    b = loaded.log_prob(x)  # would differ if ActNorm re-initialised on this batch
+    assert torch.equal(a, b)
+    assert all(bool(m.initialized) for m in loaded.modules() if hasattr(m, "initialized"))
+
+
+def test_file_loads_with_weights_only(tmp_path):
+    _, _, path = saved(tmp_path)
+    ckpt = torch.load(path, weights_only=True)
+    assert ckpt["format"] == "flowlib-checkpoint"
+
+
+def test_half_precision_checkpoint_is_smaller_and_close(tmp_path):
+    model, x, path = saved(tmp_path)
+    half = save_checkpoint(tmp_path / "h.pt", model, dataset="mnist", half=True)
+    assert half.stat().st_size < path.stat().st_size
+    loaded, _ = load_checkpoint(half)
+    torch.manual_seed(0)
+    a = model.bits_per_dim(x)
+    torch.manual_seed(0)
+    assert torch.allclose(loaded.bits_per_dim(x), a, atol=1e-2)
+
+
+def test_interrupted_save_leaves_the_old_checkpoint(tmp_path, monkeypatch):
+    model, x, path = saved(tmp_path)
+    before = path.read_bytes()
+
+    def broken_save(obj, f, *a, **k):
+        f.write(b"partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, model, dataset="mnist", step=8)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
+def test_corrupt_files_raise_a_clear_error(tmp_path, damage):
+    _, _, path = saved(tmp_path)
+    data = path.read_bytes()
+    path.write_bytes({"truncate": data[: len(data) // 2], "garbage": b"not a checkpoint" * 100, "empty": b""}[damage])
+    with pytest.raises(CheckpointError, match="corrupt or not a flowlib checkpoint"):
+        load_checkpoint(path)
+
+
+def test_other_files_and_missing_files(tmp_path):
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not a flowlib checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="no checkpoint at"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_mismatched_config_dataset_and_weights(tmp_path):
+    _, _, path = saved(tmp_path)
+    other = FlowConfig(**{**TINY.to_dict(), "hidden": 16})
+    with pytest.raises(CheckpointError, match="another config.*hidden"):
+        load_checkpoint(path, expected_config=other)
+    with pytest.raises(CheckpointError, match="trained on 'mnist', not 'fashion-mnist'"):
+        load_checkpoint(path, dataset="fashion-mnist")
+    ckpt = read_checkpoint(path)
+    ckpt["config"]["hidden"] = 16  # weights no longer fit the config
+    torch.save(ckpt, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="do not match the model config"):
+        load_checkpoint(tmp_path / "bad.pt")
+    ckpt["config"]["colour"] = "red"
+    torch.save(ckpt, tmp_path / "bad2.pt")
+    with pytest.raises(CheckpointError, match="invalid model config"):
+        load_checkpoint(tmp_path / "bad2.pt")
+
+
+def test_refuses_to_save_non_finite_weights(tmp_path):
+    model = MultiScaleFlow(TINY)
+    with torch.no_grad():
+        next(model.parameters()).fill_(float("nan"))
+    with pytest.raises(CheckpointError, match="NaN"):
+        save_checkpoint(tmp_path / "nan.pt", model, dataset="mnist")
+    assert not (tmp_path / "nan.pt").exists()
+
+
+def test_sha256_list(tmp_path):
+    _, _, path = saved(tmp_path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    with pytest.raises(CheckpointError, match="not listed"):
+        verify_sha256(path)
+    (tmp_path / "SHA256SUMS").write_text(f"{digest}  m.pt\n")
+    verify_sha256(path)
+    (tmp_path / "SHA256SUMS").write_text(f"{'0' * 64}  m.pt\n")
+    with pytest.raises(CheckpointError, match="damaged or was replaced"):
+        verify_sha256(path)
+    assert shipped_checkpoint("m", tmp_path) == path and shipped_checkpoint("x", tmp_path) is None

@@ -60,7 +60,8 @@ class InvConv1x1(Bijection):
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         check_input(x, ndim=(2, 4), channels=self.channels)
         w = self.weight.to(x.dtype)
-        logabsdet = torch.linalg.slogdet(w)[1]
+        # float64 like the inverse, so the two directions' log-dets cancel exactly
+        logabsdet = torch.linalg.slogdet(self.weight.double())[1].to(x.dtype)
         return _apply(x, w), (_pixels(x) * logabsdet).expand(x.shape[0])
 
     def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
@@ -99,9 +100,9 @@ class InvConv1x1LU(Bijection):
         return self.perm.to(dtype), lower, upper
 
     def weight(self, dtype: torch.dtype = torch.float32) -> Tensor:
-        """The ``(C, C)`` matrix ``W = P L U'``."""
+        """The ``(C, C)`` matrix ``W = P L U'`` (P applied as a row gather, not a matmul)."""
         p, lower, upper = self._factors(dtype)
-        return p @ lower @ upper
+        return (lower @ upper)[p.argmax(dim=1)]
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         check_input(x, ndim=(2, 4), channels=self.channels)

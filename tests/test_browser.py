@@ -1,0 +1,243 @@
+"""Real-browser test of notebook 07: JupyterLab in headless Chromium runs the notebook, then
+moving the interpolation slider must change the interpolated image on screen.
+
+Needs Chromium (/usr/bin/chromium or `chromium` on PATH) and the `playwright` Python package;
+it never downloads a browser. Run it alone with
+
+    .venv/bin/python -m pytest tests/test_browser.py -v -s
+
+or deselect it with `-m "not browser"`. Screenshots land in pytest's tmp folder (printed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from .browser_utils import (
+    CHROMIUM_ARGS,
+    LabServer,
+    error_outputs,
+    find_chromium,
+    open_notebook,
+    prepare_notebook,
+    run_all_cells,
+    unexecuted_code_cells,
+    wait_image_settled,
+    wait_run_finished,
+    write_notebook,
+)
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "notebooks" / "07_latent_exploration.ipynb"
+NB_NAME = NOTEBOOK.name
+RAISES_NAME = "raises_zero_division.ipynb"
+IMAGE = ".flowlib-interp-image"
+SLIDER = ".flowlib-interp-slider"
+MIN_MEAN_ABS_DIFF = 1.0  # on a 0-255 scale
+# First cell of the stand-in that raises: a slider whose callback raises into an Output widget,
+# the way notebook 07 wires its callbacks (Output.capture).
+RAISING_WIDGET = """\
+import ipywidgets as widgets
+from IPython.display import display
+
+slider = widgets.FloatSlider(min=0, max=1, step=0.05, description="t")
+slider.add_class("flowlib-interp-slider")
+errors = widgets.Output()
+slider.observe(errors.capture()(lambda change: 1 / 0), names="value")
+display(widgets.VBox([slider, errors]))
+print("before")
+"""
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    path = find_chromium()
+    if path is None:
+        pytest.skip("Chromium is not installed (/usr/bin/chromium or `chromium` on PATH); apt-get install chromium")
+    pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
+    return path
+
+
+@pytest.fixture(scope="module")
+def lab(chromium, tmp_path_factory):
+    """One JupyterLab server for this module, serving a temp folder that holds a clean copy of
+    notebook 07 (when it exists) and a stand-in notebook that raises."""
+    base = tmp_path_factory.mktemp("browser")
+    root = base / "notebooks"
+    root.mkdir()
+    if NOTEBOOK.exists():
+        prepare_notebook(NOTEBOOK, root / NB_NAME)
+    write_notebook(root / RAISES_NAME, [RAISING_WIDGET, "1 / 0", "print('never runs')"])
+    env = {"FLOWLIB_QUICK": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    if os.environ.get("FLOWLIB_DATA"):
+        env["FLOWLIB_DATA"] = os.environ["FLOWLIB_DATA"]
+    server = LabServer(root, base / "home", env)
+    try:
+        start = time.monotonic()
+        server.start()
+        print(f"\nJupyterLab up at {server.url} after {time.monotonic() - start:.1f} s (log: {server.log_path})")
+        yield server
+    finally:
+        start = time.monotonic()
+        server.stop()
+        print(f"\nJupyterLab stopped in {time.monotonic() - start:.1f} s")
+
+
+@pytest.fixture(scope="module")
+def browser(chromium):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser, tmp_path):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    console_errors: list[str] = []
+    page.on("pageerror", lambda exc: console_errors.append(f"pageerror: {exc}"))
+    page.on("console", lambda msg: console_errors.append(msg.text) if msg.type == "error" else None)
+    page.console_errors = console_errors
+    yield page
+    try:
+        page.screenshot(path=str(tmp_path / "page_at_teardown.png"))  # the state a failure left behind
+    except Exception as exc:  # a crashed page must not hide the test's own failure
+        print(f"no teardown screenshot: {exc}")
+    finally:
+        context.close()
+
+
+def _pixels(png: bytes, size=None):
+    import numpy as np
+    from PIL import Image
+
+    img = Image.open(io.BytesIO(png)).convert("RGB")
+    if size is not None and img.size != size:
+        img = img.resize(size)
+    return img, np.asarray(img, dtype=np.float64)
+
+
+def _diagnostics(page, lab) -> str:
+    errs = "\n---\n".join(error_outputs(page)) or "(none)"
+    console = "\n".join(page.console_errors[-10:]) or "(none)"
+    return (
+        f"\nerror outputs in the notebook:\n{errs}\nbrowser console errors:\n{console}\nserver log tail:\n{lab.log_tail(12)}"
+    )
+
+
+@contextlib.contextmanager
+def _explained(page, lab, what: str):
+    """Turn a Playwright timeout (or other browser error) into a failure that says what the
+    notebook looked like: error outputs, cells still pending, console errors, server log."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    try:
+        yield
+    except PlaywrightError as exc:
+        pending = "\n".join(unexecuted_code_cells(page)) or "(none)"
+        pytest.fail(f"{what}: {exc}\ncode cells without an execution count:\n{pending}{_diagnostics(page, lab)}")
+
+
+def _move_slider(page) -> str:
+    """Move the interpolation slider to about t=0.5: keyboard on the noUiSlider handle, falling
+    back to a mouse drag if the keys did nothing. Returns the slider's readout."""
+    handle = page.locator(f"{SLIDER} .noUi-handle")
+    readout = page.locator(f"{SLIDER} .widget-readout")
+    start = readout.inner_text().strip()
+    handle.focus()
+    for _ in range(10):
+        handle.press("ArrowRight")
+    if readout.inner_text().strip() == start:
+        track = page.locator(f"{SLIDER} .noUi-base").bounding_box()
+        box = handle.bounding_box()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.mouse.down()
+        page.mouse.move(track["x"] + 0.6 * track["width"], track["y"] + track["height"] / 2, steps=8)
+        page.mouse.up()
+    return readout.inner_text().strip()
+
+
+def test_latent_interpolation_slider_changes_image(lab, page, tmp_path):
+    if not NOTEBOOK.exists():
+        pytest.skip(f"{NOTEBOOK.relative_to(ROOT)} does not exist yet")
+    start = time.monotonic()
+    with _explained(page, lab, "opening the notebook and starting its kernel"):
+        open_notebook(page, lab, NB_NAME)
+    print(f"\nnotebook open, kernel idle after {time.monotonic() - start:.1f} s")
+    with _explained(page, lab, "running all cells"):
+        run_all_cells(page)
+        wait_run_finished(page, timeout_ms=240_000)
+    print(f"Run All Cells finished after {time.monotonic() - start:.1f} s")
+
+    errors = error_outputs(page)
+    assert not errors, f"{NB_NAME} shows error output(s):{_diagnostics(page, lab)}"
+    missing = unexecuted_code_cells(page)
+    assert not missing, f"cells without an execution count after Run All: {missing}{_diagnostics(page, lab)}"
+
+    image, slider = page.locator(IMAGE), page.locator(SLIDER)
+    assert image.count() == 1, f"expected exactly one {IMAGE}, found {image.count()}{_diagnostics(page, lab)}"
+    assert slider.count() == 1, f"expected exactly one {SLIDER}, found {slider.count()}{_diagnostics(page, lab)}"
+    with _explained(page, lab, f"waiting for {IMAGE} to show a loaded image"):
+        wait_image_settled(page, IMAGE)
+        slider.scroll_into_view_if_needed()
+        src_before = image.get_attribute("src")
+        before_png = image.screenshot(path=str(tmp_path / "interp_before.png"))
+
+    with _explained(page, lab, f"moving {SLIDER} and waiting for {IMAGE} to change"):
+        readout = _move_slider(page)
+        page.wait_for_function(
+            "([sel, old]) => document.querySelector(sel)?.src !== old", arg=[IMAGE, src_before], timeout=30_000
+        )
+        wait_image_settled(page, IMAGE)
+        after_png = image.screenshot(path=str(tmp_path / "interp_after.png"))
+    slider.scroll_into_view_if_needed()
+    page.screenshot(path=str(tmp_path / "page_after.png"), full_page=True)
+
+    before_img, before = _pixels(before_png)
+    _, after = _pixels(after_png, size=before_img.size)
+    diff = float(abs(after - before).mean())
+    print(
+        f"slider moved and image compared after {time.monotonic() - start:.1f} s"
+        f"\nslider readout after moving: {readout}; mean |after - before| = {diff:.2f} (0-255)"
+        f"\n  before: {tmp_path / 'interp_before.png'}\n  after:  {tmp_path / 'interp_after.png'}"
+        f"\n  page:   {tmp_path / 'page_after.png'}"
+    )
+    assert diff > MIN_MEAN_ABS_DIFF, (
+        f"moving the slider (readout {readout}) barely changed the image: mean abs diff {diff:.3f}{_diagnostics(page, lab)}"
+    )
+    errors = error_outputs(page)
+    assert not errors, f"error output(s) after moving the slider:{_diagnostics(page, lab)}"
+
+
+def test_error_detector_sees_an_exception(lab, page):
+    """The 'no error output' checks above mean something: on a notebook whose second cell raises
+    ZeroDivisionError, Run All stops there and the detector reports it; an exception in a slider
+    callback, captured into an Output widget, is reported as well."""
+    open_notebook(page, lab, RAISES_NAME)
+    run_all_cells(page)
+    wait_run_finished(page, timeout_ms=120_000)
+    errors = error_outputs(page)
+    assert len(errors) == 1 and "ZeroDivisionError" in errors[0], errors
+    missing = unexecuted_code_cells(page)
+    assert len(missing) == 1 and "never runs" in missing[0], missing
+
+    readout = _move_slider(page)
+    assert readout != "0.00", "the slider did not move"
+    page.wait_for_function(f"() => document.querySelectorAll('{SLIDER} ~ * .jp-OutputArea-output').length > 0")
+    errors = error_outputs(page)
+    in_callbacks = [e for e in errors if "Output.capture" in e]
+    assert in_callbacks and len(errors) == len(in_callbacks) + 1, errors  # one per slider step, plus 1 / 0

@@ -22,7 +22,7 @@ import torch
 
 from .model import FlowConfig, MultiScaleFlow
 
-__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "read_checkpoint", "sha256_of",
+__all__ = ["CheckpointError", "export_checkpoint", "save_checkpoint", "load_checkpoint", "read_checkpoint", "sha256_of",
            "shipped_checkpoint", "checkpoint_dir", "verify_sha256"]
 
 FORMAT = "flowlib-checkpoint"
@@ -80,6 +80,9 @@ def save_checkpoint(path: str | Path, model: MultiScaleFlow, *, dataset: str, st
             torch.save(ckpt, f)
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; give it normal permissions
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -172,3 +175,13 @@ def shipped_checkpoint(dataset: str, folder: str | Path | None = None) -> Path |
     folder = Path(folder) if folder is not None else checkpoint_dir()
     path = folder / f"{dataset}.pt"
     return path if path.is_file() else None
+
+
+def export_checkpoint(src: str | Path, dst: str | Path, half: bool = False) -> Path:
+    """Re-save ``src`` for shipping: same weights, config, step, metrics and history, no optimizer state.
+
+    ``half=True`` stores the weights in float16 (half the size; loads back as float32).
+    """
+    model, ckpt = load_checkpoint(src)
+    return save_checkpoint(dst, model, dataset=ckpt["dataset"], step=ckpt["step"], metrics=ckpt["metrics"],
+                           history=ckpt["history"], half=half)

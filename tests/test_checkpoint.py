@@ -124,3 +124,22 @@ def test_sha256_list(tmp_path):
     with pytest.raises(CheckpointError, match="damaged or was replaced"):
         verify_sha256(path)
     assert shipped_checkpoint("m", tmp_path) == path and shipped_checkpoint("x", tmp_path) is None
+
+
+def test_export_drops_the_optimizer_and_keeps_the_rest(tmp_path):
+    from flowlib.checkpoint import export_checkpoint
+
+    model, x = tiny()
+    opt = torch.optim.Adam(model.parameters())
+    model.bits_per_dim(x).mean().backward()
+    opt.step()
+    src = save_checkpoint(tmp_path / "full.pt", model, dataset="mnist", step=5, optimizer=opt, metrics={"test_bpd": 2.0})
+    dst = export_checkpoint(src, tmp_path / "ship.pt")
+    ckpt = read_checkpoint(dst)
+    assert ckpt["optimizer"] is None and ckpt["step"] == 5 and ckpt["metrics"]["test_bpd"] == 2.0
+    assert dst.stat().st_size < src.stat().st_size
+    loaded, _ = load_checkpoint(dst)
+    torch.manual_seed(0)
+    a = model.log_prob(x)
+    torch.manual_seed(0)
+    assert torch.equal(a, loaded.log_prob(x))

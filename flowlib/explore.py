@@ -134,9 +134,8 @@ class LatentExplorer:
     def samples(self, n: int = 16, temperature: float = 0.7, seed: int = 0) -> Tensor:
         """``n`` samples at ``temperature`` from a fixed seed (the same noise at every temperature)."""
         g = torch.Generator().manual_seed(seed)
-        shapes = self.model.latent_shapes
-        dev = next(self.model.parameters()).device
-        z = [torch.randn((n, *s), generator=g).to(dev) * temperature for s in shapes]
+        p = next(self.model.parameters())
+        z = [torch.randn((n, *s), generator=g, dtype=p.dtype).to(p.device) * temperature for s in self.model.latent_shapes]
         with torch.inference_mode():
             return self.model.decode(z, quantize=False).cpu()
 

@@ -182,8 +182,9 @@ def fit_or_load(dataset: str = "mnist", model_config: FlowConfig | None = None, 
     if path is not None:
         verify_sha256(path)
         model, ckpt = load_checkpoint(path, dataset=dataset, device=device)
-        log(f"loaded the shipped checkpoint {path.name} (step {ckpt['step']}, "
-            f"test bits/dim {ckpt['metrics'].get('test_bpd', float('nan')):.3f})")
+        bpd = ckpt["metrics"].get("test_bpd")
+        log(f"loaded the shipped checkpoint {path.name} (step {ckpt['step']}, test bits/dim "
+            f"{'not recorded' if bpd is None else f'{bpd:.3f}'})")
         ckpt["source"] = "shipped"
         return model, ckpt
     tc = train_config or TrainConfig(dataset=dataset)

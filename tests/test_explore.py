@@ -72,3 +72,9 @@ def test_bad_arguments():
         ex.interpolate(0, 1, 1.5)
     with pytest.raises(ValueError, match="keep"):
         resample_scales(model.encode(x), "middle")
+
+
+def test_explorer_follows_the_model_dtype():
+    model, x = tiny()
+    ex = LatentExplorer(model.double(), x)
+    assert ex.samples(2, 0.5).dtype == torch.float64

@@ -42,6 +42,14 @@ def _apply(x: Tensor, weight: Tensor) -> Tensor:
     return F.conv2d(x, weight[:, :, None, None])
 
 
+def _initial_weight(channels: int, weight: Tensor | None) -> Tensor:
+    """A copy of ``weight`` checked to be ``(C, C)``, or a random rotation when None."""
+    w = random_rotation(channels) if weight is None else weight.detach().clone().float()
+    if w.shape != (channels, channels):
+        raise ValueError(f"weight must have shape ({channels}, {channels}), got {tuple(w.shape)}")
+    return w
+
+
 def _pixels(x: Tensor) -> int:
     return x[0, 0].numel() if x.dim() > 2 else 1
 
@@ -52,9 +60,7 @@ class InvConv1x1(Bijection):
     def __init__(self, channels: int, weight: Tensor | None = None):
         super().__init__()
         self.channels = channels
-        w = random_rotation(channels) if weight is None else weight.detach().clone().float()
-        if w.shape != (channels, channels):
-            raise ValueError(f"weight must have shape ({channels}, {channels}), got {tuple(w.shape)}")
+        w = _initial_weight(channels, weight)
         self.weight = nn.Parameter(w)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -78,9 +84,7 @@ class InvConv1x1LU(Bijection):
     def __init__(self, channels: int, weight: Tensor | None = None):
         super().__init__()
         self.channels = channels
-        w = random_rotation(channels) if weight is None else weight.detach().clone().float()
-        if w.shape != (channels, channels):
-            raise ValueError(f"weight must have shape ({channels}, {channels}), got {tuple(w.shape)}")
+        w = _initial_weight(channels, weight)
         p, lower, upper = torch.linalg.lu(w.double())
         s = torch.diagonal(upper)
         if (s == 0).any():

@@ -33,7 +33,9 @@ class Flow(nn.Module):
         bijection: data -> latent map.
         base: base distribution with ``log_prob(z)`` and ``sample(n)``; defaults to a
             standard normal with ``event_shape``.
-        event_shape: shape of one data point, e.g. ``(2,)``; needed for the default base.
+        event_shape: shape of one data point, e.g. ``(2,)``; needed for the default base. When
+            the bijection reshapes (a squeeze), give the base with the latent shape and
+            ``event_shape`` with the data shape.
     """
 
     def __init__(self, bijection: Bijection, base: nn.Module | None = None, event_shape: tuple[int, ...] | None = None):
@@ -44,10 +46,12 @@ class Flow(nn.Module):
             base = StandardNormal(*event_shape)
         self.bijection = bijection
         self.base = base
+        self._event_shape = tuple(event_shape) if event_shape is not None else tuple(base.event_shape)
 
     @property
     def event_shape(self) -> tuple[int, ...]:
-        return self.base.event_shape
+        """Shape of one data point."""
+        return self._event_shape
 
     def _check(self, x: Tensor) -> None:
         from .bijection import check_input

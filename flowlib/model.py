@@ -182,7 +182,7 @@ class MultiScaleFlow(nn.Module):
         A lower bound on ``log P(x)`` in expectation over the noise.
         """
         self._check_images(x)
-        y, logdet = self.dequant(x.to(self._dtype()))
+        y, logdet = self.dequant(x.to(self._device(), self._dtype()))
         latents, ld = self.transform(y)
         return self._log_normal(latents) + logdet + ld
 

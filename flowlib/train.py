@@ -171,27 +171,28 @@ def train_model(model_config: FlowConfig | None = None, train_config: TrainConfi
 
 def fit_or_load(dataset: str = "mnist", model_config: FlowConfig | None = None, train_config: TrainConfig | None = None,
                 *, folder: str | Path | None = None, device: torch.device | str | None = None,
-                progress: bool = True, log=print) -> tuple[MultiScaleFlow, dict[str, Any]]:
+                progress: bool = True, out: str | Path | None = None, log=print) -> tuple[MultiScaleFlow, dict[str, Any]]:
     """Load the shipped checkpoint ``data/checkpoints/<dataset>.pt`` if there is one, else train.
 
     A shipped checkpoint must be listed in ``SHA256SUMS`` with a matching hash. Its own
-    config is used (``model_config`` only matters for training).
+    config is used (``model_config`` only matters for training). A model trained here is
+    saved to ``out`` when given.
     """
     path = shipped_checkpoint(dataset, folder)
     device = torch.device(device) if device is not None else default_device()
     if path is not None:
         verify_sha256(path)
         model, ckpt = load_checkpoint(path, dataset=dataset, device=device)
-        bpd = ckpt["metrics"].get("test_bpd")
-        log(f"loaded the shipped checkpoint {path.name} (step {ckpt['step']}, test bits/dim "
-            f"{'not recorded' if bpd is None else f'{bpd:.3f}'})")
+        bpd, n = ckpt["metrics"].get("test_bpd"), ckpt["metrics"].get("test_bpd_images")
+        score = "not recorded" if bpd is None else f"{bpd:.3f} on the first {n} test images"
+        log(f"loaded the shipped checkpoint {path.name} (step {ckpt['step']}, test bits/dim {score})")
         ckpt["source"] = "shipped"
         return model, ckpt
     tc = train_config or TrainConfig(dataset=dataset)
     if tc.dataset != dataset:
         raise ValueError(f"train_config.dataset is {tc.dataset!r} but dataset is {dataset!r}")
     log(f"no shipped checkpoint for {dataset}: training for {tc.steps} steps on {device}")
-    return train_model(model_config, tc, device=device, progress=progress, log=log)
+    return train_model(model_config, tc, out=out, device=device, progress=progress, log=log)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -75,3 +75,11 @@ def test_wrong_shape_is_a_clear_error():
 def test_needs_event_shape_or_base():
     with pytest.raises(ValueError, match="event_shape"):
         fl.Flow(fl.Sequential())
+
+
+def test_flow_around_a_reshaping_bijection():
+    flow = fl.Flow(fl.Squeeze(), base=fl.StandardNormal(4, 2, 2), event_shape=(1, 4, 4))
+    x = torch.randn(3, 1, 4, 4)
+    expected = torch.distributions.Normal(0.0, 1.0).log_prob(x).flatten(1).sum(1)
+    assert torch.allclose(flow.log_prob(x), expected)
+    assert flow.sample(2).shape == (2, 1, 4, 4)

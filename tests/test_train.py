@@ -131,8 +131,9 @@ def test_fit_or_load_trains_when_nothing_is_shipped(tmp_path):
     require_dataset("MNIST")
     model, info = fit_or_load("mnist", TINY.__class__(**{**TINY.to_dict(), "size": 28}),
                               quick_config(steps=2, limit_train=32), folder=tmp_path, device="cpu", progress=False,
-                              log=lambda *a: None)
+                              out=tmp_path / "mine.pt", log=lambda *a: None)
     assert info["source"] == "trained" and info["step"] == 2
+    assert load_checkpoint(tmp_path / "mine.pt")[1]["step"] == 2
 
 
 def test_lr_schedule_warms_up_then_decays():

@@ -67,23 +67,28 @@ class _Coupling(Bijection):
     def _mask(self, x: Tensor) -> Tensor:
         return self.mask.to(x.dtype)
 
+    def _condition(self, x_fixed: Tensor, cond: Tensor | None) -> Tensor:
+        # plain networks (e.g. nn.Sequential) take one argument; conditional ones also get ``cond``
+        return self.conditioner(x_fixed) if cond is None else self.conditioner(x_fixed, cond)
+
 
 class AdditiveCoupling(_Coupling):
     """NICE coupling ``z = x + (1 - m) * NN(m * x)``; volume preserving (log-det 0).
 
-    ``conditioner`` maps ``(B, *shape)`` to ``(B, *shape)`` (same number of features).
+    ``conditioner`` maps ``(B, *shape)`` to ``(B, *shape)`` (same number of features); any
+    module works, e.g. an ``nn.Sequential``. It is called with ``cond`` only when one is given.
     """
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         self._check(x, "x")
         m = self._mask(x)
-        t = self.conditioner(x * m, cond) * (1 - m)
+        t = self._condition(x * m, cond) * (1 - m)
         return x + t, x.new_zeros(x.shape[0])
 
     def inverse(self, z: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         self._check(z, "z")
         m = self._mask(z)
-        t = self.conditioner(z * m, cond) * (1 - m)
+        t = self._condition(z * m, cond) * (1 - m)
         return z - t, z.new_zeros(z.shape[0])
 
 
@@ -100,7 +105,7 @@ class AffineCoupling(_Coupling):
         self.scale_bound = float(scale_bound)
 
     def _params(self, x_fixed: Tensor, m: Tensor, cond: Tensor | None) -> tuple[Tensor, Tensor]:
-        shift, s_raw = self.conditioner(x_fixed, cond).chunk(2, dim=1)
+        shift, s_raw = self._condition(x_fixed, cond).chunk(2, dim=1)
         log_s = self.scale_bound * torch.tanh(s_raw / self.scale_bound)
         return shift * (1 - m), log_s * (1 - m)
 

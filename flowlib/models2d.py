@@ -17,6 +17,11 @@ def coupling_flow_2d(layers: int = 8, hidden: int = 64, affine: bool = True, fea
     Each coupling transforms the features its mask leaves out, conditioned on the rest;
     alternating the mask lets every feature be transformed. An ``ElementwiseAffine``
     first layer learns the data's overall location and scale.
+
+    Because every coupling starts as the identity, on data that is symmetric under
+    ``x -> -x`` (rings) the gradient reaching the additive couplings' networks is zero at the
+    start and ``affine=False`` stays Gaussian; affine couplings get a gradient through their
+    scales (notebook 02, section 3).
     """
     blocks = [ElementwiseAffine(features)]
     for i in range(layers):

@@ -75,3 +75,13 @@ def test_image_coupling_rejects_wrong_channels():
     layer = fl.AffineCoupling(fl.channel_mask(4), fl.ConvNet(4, 8))
     with pytest.raises(ValueError, match="channels"):
         layer(torch.randn(2, 3, 4, 4))
+
+
+def test_a_plain_sequential_works_as_a_conditioner():
+    from torch import nn
+
+    net = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 4))
+    layer = fl.AffineCoupling(fl.alternating_mask(2), net)
+    fl.check_bijection(layer, torch.randn(3, 2))
+    additive = fl.AdditiveCoupling(fl.alternating_mask(2), nn.Sequential(nn.Linear(2, 2)))
+    fl.check_bijection(additive, torch.randn(3, 2))

@@ -12,10 +12,13 @@ The change-of-variables formula then gives ``log p_x(x) = log p_z(z) + logdet``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Bijection", "Sequential", "Inverse", "check_input"]
+__all__ = ["Bijection", "Sequential", "Inverse", "check_input", "skip_finite_checks"]
 
 
 def check_input(x: Tensor, *, ndim: int | tuple[int, ...], name: str = "x", features: int | None = None,
@@ -37,9 +40,28 @@ def check_input(x: Tensor, *, ndim: int | tuple[int, ...], name: str = "x", feat
         raise ValueError(f"{name} must have {features} features (shape (B, {features})), got shape {tuple(x.shape)}")
     if channels is not None and x.shape[1] != channels:
         raise ValueError(f"{name} must have {channels} channels (shape (B, {channels}, H, W)), got shape {tuple(x.shape)}")
-    if finite and x.is_floating_point() and not torch.isfinite(x).all():
+    if finite and _FINITE_CHECKS[0] and x.is_floating_point() and not torch.isfinite(x).all():
         bad = (~torch.isfinite(x)).sum().item()
         raise ValueError(f"{name} contains {bad} non-finite values (NaN or inf)")
+
+
+_FINITE_CHECKS = [True]
+
+
+@contextmanager
+def skip_finite_checks() -> Iterator[None]:
+    """Turn off :func:`check_input`'s NaN/inf scan inside the block.
+
+    A model that checks its input once at its boundary (as ``MultiScaleFlow`` does) uses
+    this so that its layers do not scan every intermediate tensor again: on a GPU each scan
+    is a host-device synchronisation. Shape checks stay on.
+    """
+    before = _FINITE_CHECKS[0]
+    _FINITE_CHECKS[0] = False
+    try:
+        yield
+    finally:
+        _FINITE_CHECKS[0] = before
 
 
 def _shape_hint(n: int) -> str:

@@ -14,16 +14,21 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import tempfile
+import warnings
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 
 from .model import FlowConfig, MultiScaleFlow
 
 __all__ = ["CheckpointError", "export_checkpoint", "save_checkpoint", "load_checkpoint", "read_checkpoint", "sha256_of",
-           "shipped_checkpoint", "checkpoint_dir", "verify_sha256"]
+           "shipped_checkpoint", "checkpoint_dir", "verify_sha256", "write_atomically",
+           "is_listed"]
 
 FORMAT = "flowlib-checkpoint"
 FORMAT_VERSION = 1
@@ -40,8 +45,20 @@ def checkpoint_dir() -> Path:
     return data_root() / "checkpoints"
 
 
+def _non_finite(state: dict[str, torch.Tensor]) -> tuple[int, str | None]:
+    """Number of NaN/inf entries in the floating-point tensors of ``state`` and the first tensor holding one."""
+    count, first = 0, None
+    for name, v in state.items():
+        if torch.is_tensor(v) and v.is_floating_point():
+            bad = int((~torch.isfinite(v)).sum())
+            if bad and first is None:
+                first = name
+            count += bad
+    return count, first
+
+
 def _all_finite(state: dict[str, torch.Tensor]) -> bool:
-    return all(torch.isfinite(v).all() for v in state.values() if torch.is_tensor(v) and v.is_floating_point())
+    return _non_finite(state)[0] == 0
 
 
 def save_checkpoint(path: str | Path, model: MultiScaleFlow, *, dataset: str, step: int = 0,
@@ -60,6 +77,9 @@ def save_checkpoint(path: str | Path, model: MultiScaleFlow, *, dataset: str, st
         raise CheckpointError("refusing to save a checkpoint: the model has NaN or infinite weights")
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+        if not _all_finite(state):
+            raise CheckpointError("refusing to save a half-precision checkpoint: some weights overflow float16; "
+                                  "save it with half=False")
     ckpt = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -73,11 +93,21 @@ def save_checkpoint(path: str | Path, model: MultiScaleFlow, *, dataset: str, st
         "optimizer": optimizer.state_dict() if (optimizer is not None and not half) else None,
         "half": bool(half),
     }
+    return write_atomically(path, lambda f: torch.save(ckpt, f))
+
+
+def write_atomically(path: str | Path, write: Callable[[IO[bytes]], object]) -> Path:
+    """Call ``write(f)`` on a temporary file next to ``path``, then rename it over ``path``.
+
+    Readers see the old file or the complete new one, never a half-written one; on any
+    error (or Ctrl-C) the temporary file is removed and ``path`` is left as it was.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(ckpt, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         umask = os.umask(0)
@@ -94,21 +124,49 @@ def save_checkpoint(path: str | Path, model: MultiScaleFlow, *, dataset: str, st
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read and validate the checkpoint dictionary (weights_only=True), without building a model."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file; give the path of a .pt file")
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # zip errors, unpickling errors, EOF: all mean a damaged file
-        raise CheckpointError(f"{path} is corrupt or not a flowlib checkpoint ({type(err).__name__}: {err})") from err
+        with warnings.catch_warnings():  # torch warns about pickle protocols of files it then rejects anyway
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except PermissionError as err:
+        raise CheckpointError(f"cannot read {path}: permission denied") from err
+    except Exception as err:  # torch's own message would suggest unsafe loading; say what is wrong instead
+        raise CheckpointError(f"{path} is corrupt or not a flowlib checkpoint ({_damage(path, err)}); "
+                              f"restore it from where it came from, or re-train it") from err
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a flowlib checkpoint (no '{FORMAT}' marker)")
     if ckpt.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path} has checkpoint format {ckpt.get('format_version')}, "
                               f"this flowlib reads {FORMAT_VERSION}")
-    for key in ("config", "model", "dataset"):
+    for key in ("config", "model", "dataset", "step"):
         if key not in ckpt:
             raise CheckpointError(f"{path} lacks '{key}'")
+    state = ckpt["model"]
+    if not isinstance(ckpt["config"], dict) or not isinstance(state, dict) or not all(map(torch.is_tensor, state.values())):
+        raise CheckpointError(f"{path} is damaged: its 'config' or 'model' entry is not what flowlib writes")
+    ckpt.setdefault("metrics", {})
+    ckpt.setdefault("history", {})
+    bad, first = _non_finite(state)
+    if bad:
+        raise CheckpointError(f"{path} holds {bad} NaN or infinite weights (the first in {first!r}), so it cannot "
+                              f"be used; restore it from where it came from, or re-train it")
     return ckpt
+
+
+def _damage(path: Path, err: Exception) -> str:
+    """A short, safe description of why ``torch.load`` rejected ``path``."""
+    size = path.stat().st_size
+    if size == 0:
+        return "the file is empty"
+    if isinstance(err, (EOFError, OSError)) or (isinstance(err, RuntimeError) and "zip archive" in str(err)):
+        return f"truncated or damaged: {size:,} bytes that are not a complete archive"
+    if isinstance(err, (pickle.UnpicklingError, zipfile.BadZipFile, KeyError, RuntimeError)):
+        return "damaged contents, or objects that a flowlib checkpoint never holds"
+    return f"unreadable ({type(err).__name__})"
 
 
 def load_checkpoint(path: str | Path, *, expected_config: FlowConfig | None = None, dataset: str | None = None,
@@ -158,6 +216,12 @@ def _listed_hashes(folder: Path) -> dict[str, str]:
     return out
 
 
+def is_listed(path: str | Path) -> bool:
+    """True when ``path`` is named in the ``SHA256SUMS`` of its folder, i.e. it is a shipped file."""
+    path = Path(path)
+    return path.name in _listed_hashes(path.parent)
+
+
 def verify_sha256(path: str | Path) -> None:
     """Raise :class:`CheckpointError` unless ``path`` is listed in its folder's SHA256SUMS with this hash."""
     path = Path(path)
@@ -172,6 +236,9 @@ def verify_sha256(path: str | Path) -> None:
 
 def shipped_checkpoint(dataset: str, folder: str | Path | None = None) -> Path | None:
     """Path of the shipped checkpoint for ``dataset`` (``<dataset>.pt``) if it exists, else None."""
+    if folder is not None and not Path(folder).is_dir():  # a typo here would otherwise mean "train from scratch"
+        raise CheckpointError(f"there is no folder {folder}; give the folder that holds the shipped checkpoints, "
+                              f"or leave it out for {checkpoint_dir()}")
     folder = Path(folder) if folder is not None else checkpoint_dir()
     path = folder / f"{dataset}.pt"
     return path if path.is_file() else None

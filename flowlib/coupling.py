@@ -15,16 +15,26 @@ Because ``z`` on the unchanged part equals ``x`` there, the Jacobian is triangul
 The affine scale is bounded with a soft clamp ``s = b * tanh(s_raw / b)`` (default
 ``b = 2``, so each coupling scales a feature by at most ``e^2``): close to the identity
 for small ``s_raw``, it stops one unlucky step from producing ``exp(50)`` and a NaN loss.
+With ``learn_bound=True`` the bound is a learned per-channel ``b = exp(log_b)``, started at
+``scale_bound``: the data decide how far each channel may be stretched.
+
+Masks are the clearest way to *explain* a coupling, but for a channel split they waste
+work: half of the conditioner's input is zeros and half of its output is thrown away.
+:class:`ChannelAffineCoupling` computes the same map by slicing the channels instead
+(notebook 06 compares the two).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor, nn
 
 from .bijection import Bijection, check_input
 
-__all__ = ["AdditiveCoupling", "AffineCoupling", "alternating_mask", "checkerboard_mask", "channel_mask"]
+__all__ = ["AdditiveCoupling", "AffineCoupling", "ChannelAffineCoupling", "alternating_mask", "checkerboard_mask",
+           "channel_mask"]
 
 
 def alternating_mask(features: int, parity: int = 0) -> Tensor:
@@ -92,21 +102,43 @@ class AdditiveCoupling(_Coupling):
         return z - t, z.new_zeros(z.shape[0])
 
 
+class _ScaleBound(nn.Module):
+    """The soft clamp ``s = b * tanh(s_raw / b)``, with a fixed or learned per-channel bound ``b``."""
+
+    def __init__(self, scale_bound: float, learn: bool, channels: int, ndim: int):
+        # ndim: dimensions of one example, e.g. 3 for (C, H, W); the bound has shape (C, 1, 1)
+        super().__init__()
+        if scale_bound <= 0:
+            raise ValueError(f"scale_bound must be positive, got {scale_bound}")
+        self.scale_bound = float(scale_bound)
+        if learn:  # one bound per channel/feature, broadcast over space
+            self.log_bound = nn.Parameter(torch.full((channels,) + (1,) * (ndim - 1), math.log(scale_bound)))
+        else:
+            self.log_bound = None
+
+    def forward(self, s_raw: Tensor) -> Tensor:
+        if self.log_bound is None:
+            return self.scale_bound * torch.tanh(s_raw / self.scale_bound)
+        b = self.log_bound.exp().to(s_raw.dtype)
+        return b * torch.tanh(s_raw / b)
+
+
 class AffineCoupling(_Coupling):
     """RealNVP coupling ``z = m * x + (1 - m) * (x * exp(s) + t)`` with a bounded ``s``.
 
     ``conditioner`` maps ``(B, C, ...)`` to ``(B, 2C, ...)``: the first ``C`` outputs are
     the shift ``t``, the last ``C`` the raw log-scale. ``scale_bound`` is ``b`` in
-    ``s = b * tanh(s_raw / b)``.
+    ``s = b * tanh(s_raw / b)``; ``learn_bound=True`` learns ``b`` per channel.
     """
 
-    def __init__(self, mask: Tensor, conditioner: nn.Module, scale_bound: float = 2.0):
+    def __init__(self, mask: Tensor, conditioner: nn.Module, scale_bound: float = 2.0, learn_bound: bool = False):
         super().__init__(mask, conditioner)
         self.scale_bound = float(scale_bound)
+        self.bound = _ScaleBound(scale_bound, learn_bound, self.mask.shape[0], self.mask.dim())
 
     def _params(self, x_fixed: Tensor, m: Tensor, cond: Tensor | None) -> tuple[Tensor, Tensor]:
         shift, s_raw = self._condition(x_fixed, cond).chunk(2, dim=1)
-        log_s = self.scale_bound * torch.tanh(s_raw / self.scale_bound)
+        log_s = self.bound(s_raw)
         return shift * (1 - m), log_s * (1 - m)
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -122,3 +154,40 @@ class AffineCoupling(_Coupling):
         shift, log_s = self._params(z * m, m, cond)
         x = (z - shift) * (-log_s).exp()
         return x, -log_s.flatten(1).sum(1)
+
+
+class ChannelAffineCoupling(Bijection):
+    """Affine coupling over a channel split, computed by slicing instead of masking.
+
+    With ``[x_a, x_b]`` the first and second halves of the channels (``C_a = C // 2``):
+    ``z_a = x_a``, ``z_b = x_b * exp(s) + t`` with ``[t, s_raw] = NN(x_a)``, and
+    ``log|det J| = sum s``. The same map as ``AffineCoupling(channel_mask(C), ...)``, but the
+    conditioner maps ``(B, C_a, H, W)`` to ``(B, 2 (C - C_a), H, W)``: no zero inputs, no
+    discarded outputs.
+    """
+
+    def __init__(self, channels: int, conditioner: nn.Module, scale_bound: float = 2.0, learn_bound: bool = False):
+        super().__init__()
+        if channels < 2:
+            raise ValueError(f"ChannelAffineCoupling needs at least 2 channels, got {channels}")
+        self.channels = channels
+        self.split_at = channels // 2
+        self.conditioner = conditioner
+        self.bound = _ScaleBound(scale_bound, learn_bound, channels - self.split_at, 3)
+
+    def _params(self, x_a: Tensor, cond: Tensor | None) -> tuple[Tensor, Tensor]:
+        out = self.conditioner(x_a) if cond is None else self.conditioner(x_a, cond)
+        shift, s_raw = out.chunk(2, dim=1)
+        return shift, self.bound(s_raw)
+
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        check_input(x, ndim=4, channels=self.channels)
+        x_a, x_b = x[:, : self.split_at], x[:, self.split_at:]
+        shift, log_s = self._params(x_a, cond)
+        return torch.cat([x_a, x_b * log_s.exp() + shift], dim=1), log_s.flatten(1).sum(1)
+
+    def inverse(self, z: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        check_input(z, ndim=4, name="z", channels=self.channels)
+        z_a, z_b = z[:, : self.split_at], z[:, self.split_at:]
+        shift, log_s = self._params(z_a, cond)
+        return torch.cat([z_a, (z_b - shift) * (-log_s).exp()], dim=1), -log_s.flatten(1).sum(1)

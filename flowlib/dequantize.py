@@ -48,6 +48,8 @@ __all__ = ["Logit", "UniformDequantization", "VariationalDequantization", "quant
 def check_pixels(x: Tensor, num_bins: int = 256) -> None:
     """Raise a clear error unless ``x: (B, C, H, W)`` holds integers in ``[0, num_bins)``."""
     check_input(x, ndim=4)
+    if x.shape[0] == 0:  # also guards ActNorm's data-dependent initialisation from an empty batch
+        raise ValueError(f"got an empty batch of shape {tuple(x.shape)}; pass at least one image")
     if x.is_floating_point():
         if not torch.equal(x, x.floor()):
             raise ValueError("expected integer pixel values 0..255 (uint8 or whole numbers); got fractional values. "

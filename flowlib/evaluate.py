@@ -8,42 +8,78 @@ With ``--json`` the last line printed is a JSON object with ``bpd``, ``dataset``
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 
 import torch
 
+from . import cli
 from .checkpoint import CheckpointError, load_checkpoint, sha256_of
-from .config import default_device
-from .data import DatasetNotFoundError, load_images
-from .train import evaluate_bpd
+from .data import DATASETS, DatasetNotFoundError, load_images
+from .model import MultiScaleFlow
 
-__all__ = ["main"]
+__all__ = ["evaluate_bpd", "main"]
+
+
+@torch.no_grad()
+def evaluate_bpd(model: MultiScaleFlow, images: torch.Tensor, batch_size: int = 500, importance_samples: int = 1,
+                 progress: bool = False) -> float:
+    """Mean bits/dim of ``images`` (uint8, any device) under ``model``; K>1 uses importance weighting.
+
+    The one evaluation used by training, ``python -m flowlib.evaluate`` and ``flowlib.bench``.
+    """
+    from tqdm.auto import tqdm
+
+    if images.shape[0] == 0:
+        raise ValueError("no images to evaluate; pass at least one")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    total, n = 0.0, 0
+    for chunk in tqdm(images.split(batch_size), desc="evaluating", disable=not progress, leave=False):
+        chunk = chunk.to(device)
+        if importance_samples > 1:
+            bpd = model.importance_bits_per_dim(chunk, importance_samples)
+        else:
+            bpd = model.bits_per_dim(chunk)
+        total += bpd.double().sum().item()
+        n += chunk.shape[0]
+    model.train(was_training)
+    return total / n
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m flowlib.evaluate", description="Bits/dim of a flowlib checkpoint.")
+    p = cli.Parser(prog="python -m flowlib.evaluate", description="Bits/dim of a flowlib checkpoint.")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--split", choices=["train", "test"], default="test")
     p.add_argument("--importance-samples", type=int, default=1, help="K dequantization samples per image")
     p.add_argument("--limit", type=int, default=None, help="only the first N images")
     p.add_argument("--batch-size", type=int, default=500)
     p.add_argument("--seed", type=int, default=0, help="seed of the dequantization noise")
-    p.add_argument("--device", default=None)
+    p.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     p.add_argument("--json", action="store_true", help="end with one JSON line")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
-    if args.importance_samples < 1:
-        p.error("--importance-samples must be >= 1")
-    device = torch.device(args.device) if args.device else default_device()
     try:
+        cli.require(args.importance_samples >= 1, f"--importance-samples must be >= 1, got {args.importance_samples}")
+        cli.require(args.limit is None or args.limit >= 1,
+                    f"--limit must be >= 1 (the number of images to use), got {args.limit}; leave it out to use all")
+        cli.require(args.batch_size >= 1, f"--batch-size must be >= 1, got {args.batch_size}")
+        device = cli.device(args.device)
         model, ckpt = load_checkpoint(args.checkpoint, device=device)
+        cli.require(ckpt["dataset"] in DATASETS,
+                    f"{args.checkpoint} was trained on {ckpt['dataset']!r}, which this command cannot load "
+                    f"(it knows {', '.join(sorted(DATASETS))}); evaluate it in Python with evaluate_bpd on your images")
+        cfg = model.config
+        cli.require((cfg.channels, cfg.size) == (1, 28),
+                    f"{args.checkpoint} holds a model of {cfg.channels}x{cfg.size}x{cfg.size} images, but "
+                    f"{ckpt['dataset']} images are 1x28x28; evaluate it in Python with evaluate_bpd on your images")
         data = load_images(ckpt["dataset"], args.split, limit=args.limit)
-    except (CheckpointError, DatasetNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except (CheckpointError, DatasetNotFoundError, cli.UsageError) as err:
+        return cli.fail(err)
     torch.manual_seed(args.seed)
     t0 = time.perf_counter()
     bpd = evaluate_bpd(model, data.images, batch_size=args.batch_size, importance_samples=args.importance_samples,

@@ -9,7 +9,8 @@ scale and decodes. Two paths:
 * spherical (slerp): rotates from ``z_a`` to ``z_b`` on the great circle they span, keeping
   the norm nearly constant, so every frame stays in the typical shell of the Gaussian.
 
-Both give ``z_a`` at ``t = 0`` and ``z_b`` at ``t = 1`` exactly.
+Both give ``z_a`` at ``t = 0`` and ``z_b`` at ``t = 1`` exactly. :func:`slerp` documents what it
+does where the great circle is not unique (a zero, parallel or opposite endpoint).
 
 :class:`LatentExplorer` caches encodings and works under ``torch.inference_mode`` so a
 slider move costs one ``decode``.
@@ -17,6 +18,7 @@ slider move costs one ``decode``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -36,22 +38,66 @@ def lerp(a: Tensor, b: Tensor, t: float) -> Tensor:
     return torch.lerp(a, b, t)
 
 
-def slerp(a: Tensor, b: Tensor, t: float, eps: float = 1e-7) -> Tensor:
-    """Spherical interpolation per example (each example's tensor treated as one vector)."""
+def slerp(a: Tensor, b: Tensor, t: float, eps: float = 1e-6) -> Tensor:
+    r"""Spherical interpolation per example: ``a[i]`` and ``b[i]`` are each taken as one vector.
+
+    With :math:`\Omega` the angle between :math:`a` and :math:`b` (Shoemake 1985),
+
+    .. math::
+        z(t) = \frac{\sin((1 - t)\Omega)}{\sin\Omega}\, a + \frac{\sin(t\Omega)}{\sin\Omega}\, b,
+
+    the arc from :math:`a` to :math:`b` in the plane they span. The angle is computed as
+    :math:`\Omega = 2\,\mathrm{atan2}(\lVert\hat a - \hat b\rVert, \lVert\hat a + \hat b\rVert)` with unit
+    vectors :math:`\hat a, \hat b`, which is accurate at every angle (``arccos`` is not near 0 and pi).
+
+    Where the formula has no unique answer, per example:
+
+    * ``t = 0`` and ``t = 1`` give ``a`` and ``b`` exactly.
+    * ``a = 0`` or ``b = 0``: no angle exists; the straight line ``lerp(a, b, t)``.
+    * parallel, :math:`\Omega < \varepsilon` (``eps``, radians): the formula tends to the straight
+      line as :math:`\Omega \to 0`, and ``lerp(a, b, t)`` is used.
+    * opposite, :math:`\Omega > \pi - \varepsilon`: every great circle through :math:`\hat a` and
+      :math:`-\hat a` is as good as another. A fixed one is used: through :math:`u`, the coordinate
+      axis on which :math:`|\hat a|` is smallest (the first such), made orthogonal to :math:`\hat a`
+      and of unit length; :math:`z(t) = ((1 - t)\lVert a\rVert + t\lVert b\rVert)(\cos(t\pi)\,\hat a +
+      \sin(t\pi)\, u)`. For :math:`\lVert a\rVert = \lVert b\rVert` this is the arc the formula tends to
+      as :math:`b` approaches :math:`-a` from the side of :math:`u`. Examples of one number have no
+      orthogonal direction and take ``lerp``.
+
+    Nearly (not exactly) opposite vectors of unequal length make the formula's weights large: the
+    path bulges out to a norm of about :math:`|\lVert a\rVert - \lVert b\rVert| / (\pi - \Omega)`.
+
+    Args:
+        a, b: ``(B, ...)`` tensors of the same shape; computed in float64, returned in ``a``'s dtype.
+        t: position along the path, 0 at ``a`` and 1 at ``b``.
+        eps: angle (radians) within which ``a`` and ``b`` count as parallel or opposite.
+    """
+    if a.shape != b.shape:
+        raise ValueError(f"a and b must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    if a.dim() < 2:
+        raise ValueError(f"a and b must have shape (B, ...) with a batch dimension, got {tuple(a.shape)}")
     if t == 0:
         return a.clone()
     if t == 1:
         return b.clone()
     fa, fb = a.flatten(1).double(), b.flatten(1).double()
-    cos = (fa * fb).sum(1) / (fa.norm(dim=1) * fb.norm(dim=1)).clamp_min(eps)
-    omega = torch.arccos(cos.clamp(-1 + eps, 1 - eps))
-    so = torch.sin(omega)
-    wa = torch.sin((1 - t) * omega) / so
-    wb = torch.sin(t * omega) / so
-    out = wa[:, None] * fa + wb[:, None] * fb
-    parallel = so.abs() < 1e-6  # (anti)parallel vectors: fall back to the straight line
-    if parallel.any():
-        out[parallel] = torch.lerp(fa[parallel], fb[parallel], t)
+    na, nb = fa.norm(dim=1, keepdim=True), fb.norm(dim=1, keepdim=True)
+    ua, ub = fa / torch.where(na > 0, na, 1.0), fb / torch.where(nb > 0, nb, 1.0)
+    omega = 2 * torch.atan2((ua - ub).norm(dim=1, keepdim=True), (ua + ub).norm(dim=1, keepdim=True))
+    line = torch.lerp(fa, fb, t)
+    zero = (na == 0) | (nb == 0)
+    parallel = omega < eps
+    opposite = (omega > math.pi - eps) & ~zero
+    arc_ok = ~(zero | parallel | opposite)
+    so = torch.where(arc_ok, torch.sin(omega), 1.0)
+    arc = (torch.sin((1 - t) * omega) * fa + torch.sin(t * omega) * fb) / so
+    out = torch.where(arc_ok, arc, line)
+    if fa.shape[1] > 1 and opposite.any():
+        k = ua.abs().argmin(dim=1, keepdim=True)
+        u = torch.zeros_like(ua).scatter_(1, k, 1.0) - ua.gather(1, k) * ua
+        u = u / u.norm(dim=1, keepdim=True)
+        turn = ((1 - t) * na + t * nb) * (math.cos(t * math.pi) * ua + math.sin(t * math.pi) * u)
+        out = torch.where(opposite, turn, out)
     return out.to(a.dtype).reshape(a.shape)
 
 
@@ -61,6 +107,13 @@ def interpolate_latents(za: Sequence[Tensor], zb: Sequence[Tensor], t: float, me
         raise ValueError(f"method must be 'slerp' or 'linear', got {method!r}")
     if not 0.0 <= t <= 1.0:
         raise ValueError(f"t must be in [0, 1], got {t}")
+    if len(za) != len(zb):
+        raise ValueError(f"za has {len(za)} scales but zb has {len(zb)}; pass the latents of two images "
+                         f"encoded by the same model")
+    for i, (a, b) in enumerate(zip(za, zb)):
+        if a.shape != b.shape:
+            raise ValueError(f"scale {i}: za has shape {tuple(a.shape)} but zb has {tuple(b.shape)}; "
+                             f"pass latents of the same shapes")
     fn = slerp if method == "slerp" else lerp
     return [fn(a, b, t) for a, b in zip(za, zb)]
 

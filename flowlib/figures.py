@@ -3,19 +3,21 @@
     python -m flowlib.figures --checkpoint data/checkpoints/mnist.pt --out data/checkpoints/mnist-samples.png
 
 Draws a grid of samples at a fixed seed and temperature (default 8x8 at T = 0.7) and saves
-it as a greyscale PNG (upscaled 2x, nearest neighbour), so the picture is reproducible.
+it as a greyscale PNG (upscaled 2x, nearest neighbour), so the picture is reproducible. An
+existing ``--out`` is replaced only with ``--force``; the PNG is written atomically.
 """
 
 from __future__ import annotations
 
-import argparse
+import math
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .checkpoint import load_checkpoint
+from . import cli
+from .checkpoint import CheckpointError, load_checkpoint, write_atomically
 from .plot import image_grid
 
 __all__ = ["sample_grid_png", "main"]
@@ -23,31 +25,50 @@ __all__ = ["sample_grid_png", "main"]
 
 def sample_grid_png(checkpoint: str | Path, out: str | Path, n: int = 64, nrow: int = 8, temperature: float = 0.7,
                     seed: int = 0, scale: int = 2) -> Path:
-    """Write a PNG of ``n`` samples from ``checkpoint`` and return its path."""
+    """Write a PNG of ``n`` samples from ``checkpoint`` (atomically, replacing ``out``) and return its path."""
     from PIL import Image
 
+    out = Path(out)
+    _check_settings(out, n, nrow, temperature, scale)
     model, _ = load_checkpoint(checkpoint)
     g = torch.Generator().manual_seed(seed)
     samples = model.sample(n, temperature=temperature, generator=g, quantize=False)
     grid = (image_grid(samples, nrow=nrow, pad=1) * 255).round().astype(np.uint8)
     img = Image.fromarray(grid, mode="L")
     img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    img.save(out, optimize=True)
-    return out
+    return write_atomically(out, lambda f: img.save(f, format="PNG", optimize=True))
+
+
+def _check_settings(out: Path, n: int, nrow: int, temperature: float, scale: int) -> None:
+    for name, value in (("n", n), ("nrow", nrow), ("scale", scale)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (
+            math.isfinite(temperature) and temperature >= 0):
+        raise ValueError(f"temperature must be a number >= 0, got {temperature!r}")
+    if out.suffix.lower() != ".png":
+        raise ValueError(f"out must be a .png file, got {str(out)!r}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m flowlib.figures", description=__doc__.split("\n\n")[0])
+    p = cli.Parser(prog="python -m flowlib.figures", description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--n", type=int, default=64)
-    p.add_argument("--nrow", type=int, default=8)
+    p.add_argument("--out", required=True, help="the .png file to write")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.add_argument("--n", type=int, default=64, help="number of samples")
+    p.add_argument("--nrow", type=int, default=8, help="samples per row")
     p.add_argument("--temperature", type=float, default=0.7)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    path = sample_grid_png(args.checkpoint, args.out, args.n, args.nrow, args.temperature, args.seed)
+    try:
+        _check_settings(Path(args.out), args.n, args.nrow, args.temperature, scale=2)
+    except ValueError as err:
+        return cli.fail(cli.option_message(err, ("n", "nrow", "temperature", "out")))
+    try:
+        cli.output_file(args.out, force=args.force, example="samples.png")
+        path = sample_grid_png(args.checkpoint, args.out, args.n, args.nrow, args.temperature, args.seed)
+    except (CheckpointError, cli.UsageError) as err:
+        return cli.fail(err)
     print(f"wrote {path}")
     return 0
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .actnorm import ActNorm
 from .bijection import Sequential
-from .coupling import AffineCoupling, channel_mask
+from .coupling import AffineCoupling, ChannelAffineCoupling, channel_mask
 from .invconv import InvConv1x1, InvConv1x1LU
 from .nets import GatedResNet
 
@@ -17,22 +17,33 @@ __all__ = ["GlowStep"]
 
 
 class GlowStep(Sequential):
-    """``ActNorm(C) -> InvConv1x1LU(C) -> AffineCoupling(channel mask, GatedResNet)`` on ``(B, C, H, W)``.
+    """``ActNorm(C) -> InvConv1x1LU(C) -> affine coupling over the channel halves`` on ``(B, C, H, W)``.
 
     Args:
         channels: C (even).
-        hidden: width of the coupling's conditioner.
+        hidden: width of the coupling's conditioner (a :class:`GatedResNet`).
         blocks: gated residual blocks in the conditioner.
         lu: use the LU-parameterised 1x1 convolution (default) or the plain one.
         scale_bound: bound of the coupling's log-scale, see :class:`AffineCoupling`.
+        learn_bound: learn that bound per channel.
+        split: compute the coupling by slicing the channels (:class:`ChannelAffineCoupling`, the
+            default) or with a channel mask (:class:`AffineCoupling`, as notebook 05 first
+            builds it, and as checkpoints made before the sliced version were trained).
     """
 
-    def __init__(self, channels: int, hidden: int = 64, blocks: int = 1, lu: bool = True, scale_bound: float = 2.0):
+    def __init__(self, channels: int, hidden: int = 64, blocks: int = 1, lu: bool = True, scale_bound: float = 2.0,
+                 learn_bound: bool = False, split: bool = True):
         if channels % 2:
             raise ValueError(f"GlowStep needs an even number of channels, got {channels}")
         conv = InvConv1x1LU(channels) if lu else InvConv1x1(channels)
-        coupling = AffineCoupling(channel_mask(channels), GatedResNet(channels, 2 * channels, hidden=hidden, blocks=blocks),
-                                  scale_bound=scale_bound)
+        if split:
+            half = channels // 2
+            coupling = ChannelAffineCoupling(channels, GatedResNet(half, 2 * half, hidden=hidden, blocks=blocks),
+                                             scale_bound=scale_bound, learn_bound=learn_bound)
+        else:
+            coupling = AffineCoupling(channel_mask(channels),
+                                      GatedResNet(channels, 2 * channels, hidden=hidden, blocks=blocks),
+                                      scale_bound=scale_bound, learn_bound=learn_bound)
         super().__init__(ActNorm(channels), conv, coupling)
 
     @property

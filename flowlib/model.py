@@ -20,13 +20,14 @@ architecture, Glow (Kingma & Dhariwal 2018) for the steps and the split prior, F
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import asdict, dataclass, fields
 
 import torch
 from torch import Tensor, nn
 
 from .actnorm import ActNorm
-from .bijection import Sequential
+from .bijection import Sequential, check_input, skip_finite_checks
 from .coupling import AffineCoupling, checkerboard_mask
 from .dequantize import UniformDequantization, VariationalDequantization, check_pixels
 from .glow import GlowStep
@@ -36,6 +37,20 @@ from .nets import GatedResNet
 __all__ = ["FlowConfig", "MultiScaleFlow"]
 
 LOG2 = math.log(2)
+
+
+def _check_count(name: str, value: object, least: int, error: type[Exception] = TypeError) -> int:
+    """``value`` as an int if it is a whole number >= ``least``; else a one-line error naming ``name``."""
+    if isinstance(value, bool):
+        raise error(f"{name} must be a whole number >= {least}, got {value!r}")
+    if not isinstance(value, int):
+        try:
+            value = operator.index(value)  # numpy and 0-d torch integers are fine
+        except TypeError:
+            raise error(f"{name} must be a whole number >= {least}, got {value!r}") from None
+    if value < least:
+        raise ValueError(f"{name} must be a whole number >= {least}, got {value}")
+    return int(value)
 
 
 @dataclass
@@ -52,6 +67,9 @@ class FlowConfig:
         deq_hidden, deq_layers: size of the variational dequantization flow.
         split_prior: learned conditional Gaussian prior for the factored-out halves (Glow); else N(0, I).
         alpha: logit margin; scale_bound: bound of the couplings' log-scale.
+        learn_bound: learn that bound per channel, starting from ``scale_bound``.
+        split_couplings: Glow steps slice the channels instead of masking them (same map,
+            half the conditioner input; ``False`` for checkpoints made before this existed).
     """
 
     channels: int = 1
@@ -67,25 +85,49 @@ class FlowConfig:
     split_prior: bool = True
     alpha: float = 0.05
     scale_bound: float = 2.0
+    learn_bound: bool = False
+    split_couplings: bool = True
 
     def __post_init__(self) -> None:
+        """Reject a config that cannot build a working model, naming the field and the allowed values."""
+        for f in fields(self):
+            value, default = getattr(self, f.name), f.default
+            if isinstance(default, bool):
+                if not isinstance(value, bool):
+                    raise ValueError(f"{f.name} must be True or False, got {value!r}")
+            elif isinstance(default, int):
+                least = 0 if f.name in ("pre_steps", "blocks") else 1
+                _check_count(f.name, value, least, error=ValueError)
+            elif isinstance(default, float):
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                    raise ValueError(f"{f.name} must be a finite number, got {value!r}")
         if self.dequantization not in ("uniform", "variational"):
             raise ValueError(f"dequantization must be 'uniform' or 'variational', got {self.dequantization!r}")
-        if self.levels < 1 or self.size % (2 ** self.levels):
+        if self.size % (2 ** self.levels):
             raise ValueError(f"size {self.size} must be divisible by 2**levels = {2 ** self.levels} (levels >= 1)")
-        if self.steps_per_level < 1 or self.hidden < 1:
-            raise ValueError("steps_per_level and hidden must be positive")
+        if self.pre_steps and self.hidden < 2:
+            raise ValueError(f"hidden must be >= 2 when pre_steps > 0 (their nets have hidden // 2 channels), "
+                             f"got {self.hidden}")
+        if not 0 <= self.alpha < 0.5:
+            raise ValueError(f"alpha must be in [0, 0.5), got {self.alpha}")
+        if self.scale_bound <= 0:
+            raise ValueError(f"scale_bound must be > 0, got {self.scale_bound}")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> FlowConfig:
+        """Rebuild a stored config; fields it predates take the value that reproduces the old model."""
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown FlowConfig fields {sorted(unknown)}")
-        return cls(**d)
+        return cls(**{**_LEGACY, **d})
+
+
+# Fields added after checkpoints were first shipped, with the value that rebuilds those checkpoints.
+_LEGACY = {"learn_bound": False, "split_couplings": False}
 
 
 class MultiScaleFlow(nn.Module):
@@ -104,14 +146,15 @@ class MultiScaleFlow(nn.Module):
         for i in range(cfg.pre_steps):
             pre += [ActNorm(c), AffineCoupling(checkerboard_mask(s, s, parity=i % 2),
                                                GatedResNet(c, 2 * c, hidden=cfg.hidden // 2, blocks=cfg.blocks),
-                                               scale_bound=cfg.scale_bound)]
+                                               scale_bound=cfg.scale_bound, learn_bound=cfg.learn_bound)]
         self.pre = Sequential(*pre)
         self.levels = nn.ModuleList()
         self.priors = nn.ModuleList()
         self.latent_shapes: list[tuple[int, int, int]] = []
         for level in range(cfg.levels):
             c, s = 4 * c, s // 2
-            steps = [GlowStep(c, hidden=cfg.hidden, blocks=cfg.blocks, scale_bound=cfg.scale_bound)
+            steps = [GlowStep(c, hidden=cfg.hidden, blocks=cfg.blocks, scale_bound=cfg.scale_bound,
+                              learn_bound=cfg.learn_bound, split=cfg.split_couplings)
                      for _ in range(cfg.steps_per_level)]
             self.levels.append(Sequential(Squeeze(), *steps))
             if level < cfg.levels - 1:
@@ -140,6 +183,10 @@ class MultiScaleFlow(nn.Module):
     def untransform(self, latents: list[Tensor]) -> tuple[Tensor, Tensor]:
         """Inverse of :meth:`transform`: latents -> (y, logdet of the inverse)."""
         self._check_latents(latents)
+        with skip_finite_checks():  # checked once above; the layers need not scan again
+            return self._untransform(latents)
+
+    def _untransform(self, latents: list[Tensor]) -> tuple[Tensor, Tensor]:
         h = latents[-1]
         logdet = h.new_zeros(h.shape[0])
         for i in reversed(range(len(self.levels))):
@@ -157,6 +204,7 @@ class MultiScaleFlow(nn.Module):
             raise ValueError(f"expected a list of {len(self.latent_shapes)} latents with shapes "
                              f"{self.latent_shapes} (per example)")
         for i, (z, shape) in enumerate(zip(latents, self.latent_shapes)):
+            check_input(z, ndim=len(shape) + 1, name=f"latent {i}")
             if tuple(z.shape[1:]) != shape:
                 raise ValueError(f"latent {i} must have shape (B, {', '.join(map(str, shape))}), got {tuple(z.shape)}")
 
@@ -182,8 +230,9 @@ class MultiScaleFlow(nn.Module):
         A lower bound on ``log P(x)`` in expectation over the noise.
         """
         self._check_images(x)
-        y, logdet = self.dequant(x.to(self._device(), self._dtype()))
-        latents, ld = self.transform(y)
+        with skip_finite_checks():  # the integer pixels were checked; the layers need not scan again
+            y, logdet = self.dequant(x.to(self._device(), self._dtype()))
+            latents, ld = self.transform(y)
         return self._log_normal(latents) + logdet + ld
 
     @staticmethod
@@ -204,8 +253,7 @@ class MultiScaleFlow(nn.Module):
         ``log P(x) ~ logsumexp_k [log p(x + u_k) - log q(u_k|x)] - log K``: a tighter bound
         than one sample, converging to ``log P(x)`` as ``K`` grows (Ho et al. 2019, sec. 3.1).
         """
-        if samples < 1:
-            raise ValueError(f"samples must be >= 1, got {samples}")
+        samples = _check_count("samples", samples, 1)
         lps = torch.stack([self.log_prob(x) for _ in range(samples)])
         log_px = torch.logsumexp(lps, dim=0) - math.log(samples)
         return -log_px / (self.num_dims * LOG2)
@@ -218,8 +266,9 @@ class MultiScaleFlow(nn.Module):
         so the same image always gives the same latents.
         """
         self._check_images(x)
-        y, _ = self._dequantize(x.to(self._device()), sample_noise)
-        return self.transform(y)[0]
+        with skip_finite_checks():
+            y, _ = self._dequantize(x.to(self._device()), sample_noise)
+            return self.transform(y)[0]
 
     @torch.no_grad()
     def decode(self, latents: list[Tensor], quantize: bool = True) -> Tensor:
@@ -231,7 +280,8 @@ class MultiScaleFlow(nn.Module):
 
     @torch.no_grad()
     def sample_latents(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None) -> list[Tensor]:
-        """Draw latents ``z_l ~ N(0, T^2 I)`` for ``n`` images."""
+        """Draw latents ``z_l ~ N(0, T^2 I)`` for ``n >= 1`` images."""
+        n = _check_count("n", n, 1)
         dev, dt = self._device(), self._dtype()
         return [temperature * torch.randn((n, *shape), generator=generator, device=generator.device if generator else dev,
                                           dtype=dt).to(dev) for shape in self.latent_shapes]

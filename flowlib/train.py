@@ -25,6 +25,7 @@ import torch
 from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint, shipped_checkpoint, verify_sha256
 from .config import default_device
 from .data import load_images
+from .evaluate import evaluate_bpd  # re-exported: notebooks import it from here
 from .model import FlowConfig, MultiScaleFlow
 from .training import History, NonFiniteLossError, batches_from_tensor, fit
 
@@ -33,7 +34,16 @@ __all__ = ["TrainConfig", "train_model", "evaluate_bpd", "fit_or_load", "main"]
 
 @dataclass
 class TrainConfig:
-    """Optimisation settings, stored in the checkpoint's history."""
+    """Optimisation settings, stored in the checkpoint's history.
+
+    A run ends after ``steps`` optimiser steps or, when ``minutes`` is set, once that many
+    minutes of training (evaluation and saving not counted) have passed, whichever comes
+    first. With ``minutes`` the cosine schedule runs over the time budget instead of the
+    steps, so a short budget still ends at a low learning rate. ``pause_after_minutes``
+    stops this process early, with a resumable checkpoint, without changing the schedule:
+    ``--resume`` with the same options goes on where it stopped. ``clock="cpu"`` measures
+    process CPU time instead of wall-clock time (for experiments on a shared machine).
+    """
 
     dataset: str = "mnist"
     steps: int = 3000
@@ -48,35 +58,69 @@ class TrainConfig:
     save_every: int = 500
     seed: int = 0
     limit_train: int | None = None
+    minutes: float | None = None
+    pause_after_minutes: float | None = None
+    eval_every_minutes: float | None = None
+    save_every_minutes: float = 5.0
+    clock: str = "wall"
 
-    def lr_factor(self, step: int) -> float:
-        """Linear warm-up to 1, then cosine decay to ``final_lr_fraction`` at ``steps``."""
+    def __post_init__(self) -> None:
+        """Reject settings that cannot train, naming the field, before any data is loaded or file written."""
+        from .data import DATASETS
+
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset must be one of {sorted(DATASETS)}, got {self.dataset!r}")
+        counts = {"steps": 0, "batch_size": 1, "warmup_steps": 0, "eval_every": 0, "eval_images": 1, "save_every": 0,
+                  "limit_train": 1, "seed": None}
+        for name, least in counts.items():
+            value = getattr(self, name)
+            if name == "limit_train" and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or (least is not None and value < least):
+                raise ValueError(f"{name} must be a whole number" + (f" >= {least}" if least is not None else "")
+                                 + f", got {value!r}")
+        for name in ("lr", "clip_grad", "minutes", "pause_after_minutes", "eval_every_minutes"):
+            value = getattr(self, name)
+            if value is None and name != "lr":
+                continue  # None switches the feature off
+            if not _is_number(value) or value <= 0:
+                raise ValueError(f"{name} must be a number > 0, got {value!r}")
+        for name in ("weight_decay", "save_every_minutes"):
+            value = getattr(self, name)
+            if not _is_number(value) or value < 0:
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+        if not _is_number(self.final_lr_fraction) or not 0 <= self.final_lr_fraction <= 1:
+            raise ValueError(f"final_lr_fraction must be in [0, 1], got {self.final_lr_fraction!r}")
+        if self.clock not in _CLOCKS:
+            raise ValueError(f"clock must be one of {sorted(_CLOCKS)}, got {self.clock!r}")
+
+    def lr_factor(self, step: int, seconds: float = 0.0) -> float:
+        """Linear warm-up to 1 over ``warmup_steps``, then cosine decay to ``final_lr_fraction``.
+
+        The decay runs over ``steps``, or over ``minutes`` of training time when that is set
+        (``seconds`` is the training time so far).
+        """
         if self.warmup_steps and step <= self.warmup_steps:
             return step / self.warmup_steps
-        t = min(1.0, (step - self.warmup_steps) / max(1, self.steps - self.warmup_steps))
+        if self.minutes is not None:
+            t = min(1.0, seconds / (60 * self.minutes))
+        else:
+            t = min(1.0, (step - self.warmup_steps) / max(1, self.steps - self.warmup_steps))
         return self.final_lr_fraction + (1 - self.final_lr_fraction) * 0.5 * (1 + math.cos(math.pi * t))
 
+    def timer(self):
+        """The clock that training time is measured with."""
+        if self.clock not in _CLOCKS:
+            raise ValueError(f"clock must be one of {sorted(_CLOCKS)}, got {self.clock!r}")
+        return _CLOCKS[self.clock]
 
-@torch.no_grad()
-def evaluate_bpd(model: MultiScaleFlow, images: torch.Tensor, batch_size: int = 500, importance_samples: int = 1,
-                 progress: bool = False) -> float:
-    """Mean bits/dim of ``images`` (uint8, any device) under ``model``; K>1 uses importance weighting."""
-    from tqdm.auto import tqdm
 
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    total, n = 0.0, 0
-    for chunk in tqdm(images.split(batch_size), desc="evaluating", disable=not progress, leave=False):
-        chunk = chunk.to(device)
-        if importance_samples > 1:
-            bpd = model.importance_bits_per_dim(chunk, importance_samples)
-        else:
-            bpd = model.bits_per_dim(chunk)
-        total += bpd.double().sum().item()
-        n += chunk.shape[0]
-    model.train(was_training)
-    return total / n
+_CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def _is_number(value: object) -> bool:
+    """A finite int or float (not a bool): what every numeric TrainConfig field must be."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -89,13 +133,14 @@ def train_model(model_config: FlowConfig | None = None, train_config: TrainConfi
                 out: str | Path | None = None, resume: str | Path | None = None,
                 device: torch.device | str | None = None, progress: bool = True,
                 train_images: torch.Tensor | None = None, test_images: torch.Tensor | None = None,
-                log=print) -> tuple[MultiScaleFlow, dict[str, Any]]:
+                log=print, stop_fn=None) -> tuple[MultiScaleFlow, dict[str, Any]]:
     """Train (or continue training) a :class:`MultiScaleFlow`; return ``(model, info)``.
 
     ``resume`` continues from a checkpoint written by this function: the model config,
     weights, optimizer state, step and history come from it, and training goes on up to
     ``train_config.steps`` in total. ``out`` receives a checkpoint every ``save_every``
     steps and at the end. ``train_images``/``test_images`` (uint8) override the dataset.
+    ``stop_fn(history)``, called after each evaluation, ends training early when it returns True.
     """
     tc = train_config or TrainConfig()
     device = torch.device(device) if device is not None else default_device()
@@ -106,10 +151,13 @@ def train_model(model_config: FlowConfig | None = None, train_config: TrainConfi
         model, state = load_checkpoint(resume, dataset=tc.dataset)
         if model_config is not None and model.config != model_config:
             raise CheckpointError(f"{resume} holds a model with another config than the one given")
+        stored = state["history"]
         history.step = int(state["step"])
-        history.loss = list(state["history"].get("loss", []))
-        history.evals = [tuple(e) for e in state["history"].get("evals", [])]
-        log(f"resuming {resume} at step {history.step}")
+        history.loss = list(stored.get("loss", []))
+        history.evals = [tuple(e) for e in stored.get("evals", [])]
+        history.seconds = float(stored.get("seconds", state["metrics"].get("train_seconds", 0.0)))
+        history.eval_seconds = [float(t) for t in stored.get("eval_seconds", [])]
+        log(f"resuming {resume} at step {history.step} ({history.seconds / 60:.1f} min of training so far)")
     else:
         model = MultiScaleFlow(model_config or FlowConfig())
     model.to(device)
@@ -130,40 +178,51 @@ def train_model(model_config: FlowConfig | None = None, train_config: TrainConfi
         with torch.no_grad():  # data-dependent ActNorm initialisation on a large first batch
             model.log_prob(data[: min(len(data), 512)])
 
-    def checkpoint(step: int) -> None:
-        if out is not None:
-            save_checkpoint(out, model, dataset=tc.dataset, step=step, optimizer=opt,
-                            metrics=metrics(), history=hist_dict())
-
     def metrics() -> dict[str, Any]:
-        m: dict[str, Any] = {"train_seconds": train_seconds[0]}
+        m: dict[str, Any] = {"train_seconds": history.seconds, "clock": tc.clock, "threads": torch.get_num_threads()}
         if history.evals:
             m["test_bpd"] = history.evals[-1][1]
             m["test_bpd_images"] = int(eval_set.shape[0])
         return m
 
     def hist_dict() -> dict[str, Any]:
-        return {"loss": history.loss, "evals": [list(e) for e in history.evals], "train_config": asdict(tc)}
+        return {"loss": history.loss, "evals": [list(e) for e in history.evals], "seconds": history.seconds,
+                "eval_seconds": history.eval_seconds, "train_config": asdict(tc)}
 
-    train_seconds = [float(state["metrics"].get("train_seconds", 0.0)) if state else 0.0]
-    t0 = [time.perf_counter()]
+    def checkpoint() -> None:
+        if out is not None:
+            save_checkpoint(out, model, dataset=tc.dataset, step=history.step, optimizer=opt,
+                            metrics=metrics(), history=hist_dict())
+        last_save[0] = history.seconds
+
+    last_save = [history.seconds]
 
     def callback(step: int, loss: float) -> None:
-        if out is not None and tc.save_every and step % tc.save_every == 0 and step < tc.steps:
-            train_seconds[0] += time.perf_counter() - t0[0]
-            checkpoint(step)
-            t0[0] = time.perf_counter()
+        by_steps = tc.save_every and step % tc.save_every == 0
+        by_time = tc.save_every_minutes and history.seconds - last_save[0] >= 60 * tc.save_every_minutes
+        if out is not None and (by_steps or by_time) and step < tc.steps:
+            checkpoint()
 
+    budget = None
+    if tc.minutes is not None:
+        budget = 60 * tc.minutes
+    if tc.pause_after_minutes is not None:
+        pause_at = history.seconds + 60 * tc.pause_after_minutes
+        budget = pause_at if budget is None else min(budget, pause_at)
     remaining = max(0, tc.steps - history.step)
+    if budget is not None and history.seconds >= budget:
+        remaining = 0
     batches = batches_from_tensor(data, tc.batch_size, seed=tc.seed + history.step)
-    fit(model, batches, remaining, optimizer=opt, lr_schedule=tc.lr_factor, clip_grad=tc.clip_grad,
-        loss_fn=lambda m, x: m.bits_per_dim(x).mean(), eval_fn=lambda m: evaluate_bpd(m, eval_set),
-        eval_every=tc.eval_every, callback=callback, history=history, progress=progress,
-        desc=f"training {tc.dataset}")
-    train_seconds[0] += time.perf_counter() - t0[0]
+    fit(model, batches, remaining, optimizer=opt, lr_schedule=lambda step: tc.lr_factor(step, history.seconds),
+        clip_grad=tc.clip_grad, loss_fn=lambda m, x: m.bits_per_dim(x).mean(),
+        eval_fn=lambda m: evaluate_bpd(m, eval_set), eval_every=tc.eval_every,
+        eval_every_seconds=60 * tc.eval_every_minutes if tc.eval_every_minutes else None, callback=callback,
+        history=history, progress=progress, desc=f"training {tc.dataset}", time_budget=budget, clock=tc.timer(),
+        stop_fn=stop_fn)
     if not history.evals or history.evals[-1][0] != history.step:
         history.evals.append((history.step, evaluate_bpd(model, eval_set)))
-    checkpoint(history.step)
+        history.eval_seconds.append(history.seconds)
+    checkpoint()
     info = {"step": history.step, "metrics": metrics(), "history": hist_dict(), "dataset": tc.dataset,
             "source": "trained"}
     return model.eval(), info
@@ -195,53 +254,124 @@ def fit_or_load(dataset: str = "mnist", model_config: FlowConfig | None = None, 
     return train_model(model_config, tc, out=out, device=device, progress=progress, log=log)
 
 
+_FIELD_HELP = {
+    "steps": " (with --minutes: no step limit)",
+    "minutes": "; train for this many minutes, with the learning-rate schedule fitted to them",
+    "pause_after_minutes": "; stop this process after this many minutes with a resumable checkpoint",
+    "clock": "; wall or cpu",
+}
+
+
+def _train_config(args: argparse.Namespace, ckpt: dict[str, Any] | None, dataset: str) -> TrainConfig:
+    """The options given on the command line, over a resumed run's stored ones, over the defaults.
+
+    So ``--resume`` alone continues a run with the schedule, batch size and budget it started with.
+    """
+    names = [f.name for f in fields(TrainConfig) if f.name != "dataset"]
+    given = {name: getattr(args, name) for name in names if hasattr(args, name)}
+    base: dict[str, Any] = {}
+    if ckpt is not None:
+        stored = ckpt.get("history", {}).get("train_config", {}) or {}
+        base = {k: v for k, v in stored.items() if k in names and k != "pause_after_minutes"}
+    if "steps" not in given and "steps" not in base and given.get("minutes", base.get("minutes")) is not None:
+        given["steps"] = 10**9  # a time budget alone decides when to stop
+    return TrainConfig(**{**base, **given, "dataset": dataset})
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m flowlib.train", description=__doc__.split("\n\n")[0])
-    p.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist")
-    p.add_argument("--out", required=True, help="checkpoint file to write (atomically)")
-    p.add_argument("--resume", help="continue from this checkpoint (same model config)")
+    from .cli import Parser
+
+    p = Parser(prog="python -m flowlib.train", description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default=None,
+                   help="default: the checkpoint's with --resume, else mnist")
+    p.add_argument("--out", required=True, help="checkpoint file to write (atomically); an existing one is refused "
+                                                "unless it is the --resume file or --force is given")
+    p.add_argument("--resume", help="continue from this checkpoint (its model; --steps is the total to reach)")
+    p.add_argument("--force", action="store_true", help="replace --out even if it exists")
     p.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
+
+    def boolean(text: str) -> bool:
+        value = text.strip().lower()
+        if value not in ("1", "true", "yes", "0", "false", "no"):
+            raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+        return value in ("1", "true", "yes")
+
+    kinds = {"int": int, "float": float, "str": str, "bool": boolean}
     tdef = TrainConfig()
     for f in fields(TrainConfig):
         if f.name == "dataset":
             continue
-        kind = int if f.name == "limit_train" else type(getattr(tdef, f.name))
-        p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=getattr(tdef, f.name))
+        kind = kinds[str(f.type).split("|")[0].strip()]  # "int | None" takes an int; None means unset
+        # not given -> absent from the namespace: a resumed run keeps its stored setting
+        p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=argparse.SUPPRESS,
+                       help=f"default: {getattr(tdef, f.name)}" + _FIELD_HELP.get(f.name, ""))
     mdef = FlowConfig()
     for f in fields(FlowConfig):
         default = getattr(mdef, f.name)
-        if isinstance(default, bool):
-            p.add_argument("--" + f.name.replace("_", "-"), type=lambda s: s.lower() in ("1", "true", "yes"),
-                           default=default)
-        else:
-            p.add_argument("--" + f.name.replace("_", "-"), type=type(default), default=default)
+        kind = boolean if isinstance(default, bool) else type(default)
+        # None marks "not given": with --resume the checkpoint's model is kept and may not be contradicted
+        p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=None, help=f"model; default: {default}")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    from . import cli
+    from .checkpoint import is_listed
+    from .data import DatasetNotFoundError
+
     args = _parser().parse_args(argv)
-    tc = TrainConfig(dataset=args.dataset, **{f.name: getattr(args, f.name) for f in fields(TrainConfig)
-                                               if f.name != "dataset"})
-    mc = None
-    if args.resume is None:
-        try:
-            mc = FlowConfig(**{f.name: getattr(args, f.name) for f in fields(FlowConfig)})
-        except ValueError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-    else:
-        read_checkpoint(args.resume)  # fail early and clearly on a bad file
+    train_names = [f.name for f in fields(TrainConfig) if f.name != "dataset"]
+    model_names = [f.name for f in fields(FlowConfig)]
+    try:  # every check a user's mistake can fail happens here, before data is loaded or a file written
+        steps = getattr(args, "steps", 1)
+        cli.require(isinstance(steps, int) and steps >= 1, f"--steps must be >= 1, got {steps}")
+        device = cli.device(args.device)
+        ckpt = read_checkpoint(args.resume) if args.resume is not None else None
+        dataset = args.dataset or (ckpt["dataset"] if ckpt is not None else "mnist")
+        tc = _train_config(args, ckpt, dataset)
+        given = {name: getattr(args, name) for name in model_names if getattr(args, name) is not None}
+        mc = None
+        if ckpt is None:
+            mc = FlowConfig(**given)
+        else:
+            cli.require(ckpt["dataset"] == dataset, f"--resume {args.resume} was trained on {ckpt['dataset']}, not "
+                                                    f"{dataset}; leave --dataset out or pass --dataset {ckpt['dataset']}")
+            try:
+                saved = FlowConfig.from_dict(ckpt["config"])
+            except (TypeError, ValueError) as err:
+                raise CheckpointError(f"{args.resume} holds an invalid model config: {err}") from err
+            clash = {name: value for name, value in given.items() if getattr(saved, name) != value}
+            cli.require(not clash, f"--resume keeps the model of {args.resume}, which has " + ", ".join(
+                f"{name} = {getattr(saved, name)!r}" for name in clash) + "; leave out " + " ".join(
+                "--" + name.replace("_", "-") for name in clash))
+            cli.require(tc.steps > ckpt["step"], f"--resume {args.resume} is already at step {ckpt['step']}; --steps "
+                                                 f"is the total to reach, so pass more than {ckpt['step']}")
+            done = float(ckpt.get("history", {}).get("seconds", ckpt.get("metrics", {}).get("train_seconds", 0.0)))
+            cli.require(tc.minutes is None or 60 * tc.minutes > done,
+                        f"--resume {args.resume} has already trained for {done / 60:.1f} minutes; --minutes is the total "
+                        f"budget, so pass more than {done / 60:.1f}")
+        cli.output_file(args.out, force=args.force, may_replace=args.resume,
+                        hint=f"pass --force to replace it, or --resume {args.out} to continue training it")
+        cli.require(args.force or not (Path(args.out).is_file() and is_listed(args.out)),
+                    f"--out {args.out} is a shipped checkpoint listed in SHA256SUMS; write to another file "
+                    f"(e.g. runs/{Path(args.out).name}) or pass --force")
+    except CheckpointError as err:
+        return cli.fail(err)
+    except ValueError as err:  # cli.UsageError, or TrainConfig / FlowConfig naming a field
+        return cli.fail(cli.option_message(err, train_names + model_names))
     try:
-        model, info = train_model(mc, tc, out=args.out, resume=args.resume, device=args.device,
+        model, info = train_model(mc, tc, out=args.out, resume=args.resume, device=device,
                                   progress=not args.no_progress)
     except NonFiniteLossError as err:
-        print(f"error: {err}", file=sys.stderr)
-        print(f"no checkpoint was written from the bad step; {args.out} holds the last good one, if any", file=sys.stderr)
-        return 2
-    except (CheckpointError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return cli.fail(f"{err}; no checkpoint was written from the bad step, so {args.out} holds the last good one, "
+                        f"if any")
+    except (CheckpointError, DatasetNotFoundError) as err:
+        return cli.fail(err)
+    except KeyboardInterrupt:
+        print(f"interrupted; {args.out} holds the last checkpoint saved, if any (--resume {args.out} goes on)",
+              file=sys.stderr)
+        return 130
     m = info["metrics"]
     print(f"step {info['step']}: test bits/dim {m['test_bpd']:.4f} on {m['test_bpd_images']} images; "
           f"{model.num_parameters():,} parameters; checkpoint {args.out}")

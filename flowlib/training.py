@@ -2,14 +2,17 @@
 
 ``fit`` minimises ``loss_fn(model, batch)`` (by default the negative mean
 log-likelihood ``-model.log_prob(x).mean()``) with Adam, an optional linear
-learning-rate warm-up, gradient-norm clipping and a tqdm progress bar. A non-finite
+learning-rate warm-up, gradient-norm clipping and a tqdm progress bar, for a number
+of steps or a budget of training seconds (evaluation time not counted). A non-finite
 loss stops training with :class:`NonFiniteLossError` before the bad step touches
-the weights.
+the weights. When it ends, ``fit`` prints one summary line, so a rendered notebook
+shows that training ran even where the progress bar's text is frozen.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -26,11 +29,18 @@ class NonFiniteLossError(RuntimeError):
 
 @dataclass
 class History:
-    """Per-step training losses and any periodic evaluations ``(step, value)``."""
+    """Per-step training losses, periodic evaluations ``(step, value)`` and training seconds.
+
+    ``seconds`` counts training time only (not evaluation); ``eval_seconds[i]`` is its
+    value when ``evals[i]`` was taken, so ``zip(eval_seconds, values)`` is a learning curve
+    against time.
+    """
 
     loss: list[float] = field(default_factory=list)
     evals: list[tuple[int, float]] = field(default_factory=list)
     step: int = 0
+    seconds: float = 0.0
+    eval_seconds: list[float] = field(default_factory=list)
 
 
 def nll_loss(model: nn.Module, x: Tensor) -> Tensor:
@@ -56,8 +66,10 @@ def fit(model: nn.Module, batches: Iterable[Tensor] | Callable[[], Tensor] | Ten
         loss_fn: Callable[[nn.Module, Tensor], Tensor] = nll_loss,
         eval_fn: Callable[[nn.Module], float] | None = None, eval_every: int = 0,
         callback: Callable[[int, float], None] | None = None, history: History | None = None,
-        device: torch.device | str | None = None, progress: bool = True, desc: str = "training") -> History:
-    """Train ``model`` for ``steps`` optimiser steps and return the :class:`History`.
+        device: torch.device | str | None = None, progress: bool = True, desc: str = "training",
+        time_budget: float | None = None, eval_every_seconds: float | None = None,
+        stop_fn: Callable[[History], bool] | None = None, clock: Callable[[], float] = time.perf_counter) -> History:
+    """Train ``model`` for ``steps`` optimiser steps (or until ``time_budget``) and return the :class:`History`.
 
     Args:
         batches: an iterator of batches, a function returning a fresh batch (e.g. a toy
@@ -69,10 +81,17 @@ def fit(model: nn.Module, batches: Iterable[Tensor] | Callable[[], Tensor] | Ten
         eval_fn, eval_every: call ``eval_fn(model)`` every ``eval_every`` steps (in eval
             mode, without gradients) and record the value in ``history.evals``.
         callback: called as ``callback(step, loss)`` after every step.
-        history: continue an earlier run's history (its ``step`` counts on).
+        history: continue an earlier run's history (its ``step`` and ``seconds`` count on).
+        time_budget: stop once ``history.seconds`` (training time, evaluation excluded, as
+            measured by ``clock``) reaches this many seconds; ``steps`` is then an upper bound.
+        eval_every_seconds: also evaluate each time this many more training seconds have passed.
+        stop_fn: called after each evaluation; training stops when it returns True.
+        clock: the timer, ``time.perf_counter`` (wall clock) or ``time.process_time`` (CPU time).
     """
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
+    if time_budget is not None and not time_budget > 0:
+        raise ValueError(f"time_budget must be a positive number of seconds, got {time_budget}")
     if isinstance(batches, Tensor):
         batches = batches_from_tensor(batches, batch_size)
     next_batch = batches if callable(batches) and not hasattr(batches, "__next__") else None
@@ -83,11 +102,29 @@ def fit(model: nn.Module, batches: Iterable[Tensor] | Callable[[], Tensor] | Ten
     opt = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
     base_lrs = [g["lr"] for g in opt.param_groups]
     history = history or History()
-    start = history.step
+    start, start_seconds = history.step, history.seconds
+    next_eval_at = history.seconds + eval_every_seconds if eval_every_seconds else math.inf
+    value, stopped = math.nan, False
+
+    def evaluate(step: int) -> float:
+        model.eval()
+        with torch.no_grad():
+            ev = float(eval_fn(model))
+        model.train()
+        history.evals.append((step, ev))
+        history.eval_seconds.append(history.seconds)
+        return ev
 
     model.train()
-    bar = tqdm(range(steps), desc=desc, disable=not progress, leave=True, mininterval=0.5)
-    for _ in bar:
+    if time_budget is None:
+        bar = tqdm(total=steps, desc=desc, disable=not progress, leave=True, mininterval=0.5)
+    else:
+        bar = tqdm(total=round(max(0.0, time_budget - history.seconds)), desc=desc, unit="s", disable=not progress,
+                   leave=True, mininterval=0.5, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}{postfix}]")
+    for _ in range(steps):
+        if time_budget is not None and history.seconds >= time_budget:
+            break
+        tick = clock()
         step = history.step + 1
         if lr_schedule is not None or warmup_steps:
             factor = lr_schedule(step) if lr_schedule is not None else min(1.0, step / warmup_steps)
@@ -105,22 +142,36 @@ def fit(model: nn.Module, batches: Iterable[Tensor] | Callable[[], Tensor] | Ten
         if clip_grad is not None:
             nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
         opt.step()
+        value = loss.item()  # waits for the step to finish, so the clock below is honest on a GPU
+        elapsed = clock() - tick
         history.step = step
-        value = loss.item()
+        history.seconds += elapsed
         history.loss.append(value)
+        bar.update(1 if time_budget is None else min(elapsed, bar.total - bar.n))
         if callback is not None:
             callback(step, value)
-        if eval_fn is not None and eval_every and (step % eval_every == 0 or step == start + steps):
-            model.eval()
-            with torch.no_grad():
-                ev = float(eval_fn(model))
-            model.train()
-            history.evals.append((step, ev))
+        due = (eval_every and step % eval_every == 0) or history.seconds >= next_eval_at
+        last = step == start + steps or (time_budget is not None and history.seconds >= time_budget)
+        if eval_fn is not None and (due or last):
+            while next_eval_at <= history.seconds:
+                next_eval_at += eval_every_seconds
+            ev = evaluate(step)
             bar.set_postfix(loss=f"{value:.3f}", eval=f"{ev:.3f}")
+            if stop_fn is not None and stop_fn(history):
+                stopped = True
+                break
         elif step % 10 == 0:
             bar.set_postfix(loss=f"{value:.3f}")
     bar.close()
     model.eval()
+    if progress:
+        done = history.step - start
+        line = f"{desc}: {done} steps in {history.seconds - start_seconds:.1f} s"
+        if done:
+            line += f", last loss {value:.4f}"
+        if eval_fn is not None and history.evals and history.evals[-1][0] == history.step:
+            line += f", eval {history.evals[-1][1]:.4f}"
+        print(line + (" (stopped: target reached)" if stopped else ""), flush=True)
     if history.loss and not math.isfinite(history.loss[-1]):  # pragma: no cover - guarded above
         raise NonFiniteLossError("non-finite loss")
     return history

@@ -64,6 +64,9 @@ CASES = {
     "AffineCoupling": _affine_vec,
     "AffineCoupling-checkerboard-image": _affine_checkerboard,
     "AffineCoupling-channel-gated": _affine_channel_gated,
+    "AffineCoupling-learned-bound": lambda: (
+        perturb(fl.AffineCoupling(fl.checkerboard_mask(4, 4), fl.ConvNet(4, 8, hidden=8), learn_bound=True), std=0.3),
+        _img()),
     "Sequential": _sequential,
     "Inverse": _inverse,
 }
@@ -94,4 +97,41 @@ CASES.update({
     "InvConv1x1LU-vector": lambda: (perturb(InvConv1x1LU(4), std=0.3), _vec()),
     "GlowStep": lambda: (perturb(GlowStep(4, hidden=8), std=0.1), _img()),
     "GlowStep-plain": lambda: (perturb(GlowStep(4, hidden=8, lu=False), std=0.1), _img()),
+    "GlowStep-masked-learned-bound": lambda: (
+        perturb(GlowStep(4, hidden=8, split=False, learn_bound=True), std=0.1), _img()),
+    "ChannelAffineCoupling": lambda: (perturb(fl.ChannelAffineCoupling(4, fl.GatedResNet(2, 4, hidden=8)), std=0.3), _img()),
+    "ChannelAffineCoupling-odd-learned-bound": lambda: (
+        perturb(fl.ChannelAffineCoupling(5, fl.GatedResNet(2, 6, hidden=8), learn_bound=True), std=0.3), _img(c=5)),
+})
+
+
+# ---- reference answers of the notebook exercises (notebooks 01-02) ----
+from flowlib.exercises import HalfCouplingReference, LeakyReLUReference  # noqa: E402
+
+CASES.update({
+    "LeakyReLUReference": lambda: (LeakyReLUReference(0.3), _vec(4, 3)),
+    "HalfCouplingReference": lambda: (perturb(HalfCouplingReference(5), std=0.3), _vec(3, 5)),
+})
+
+
+# ---- beyond coupling layers (notebook 10) ----
+from flowlib.autoregressive import MaskedAutoregressive  # noqa: E402
+from flowlib.cnf import CNF  # noqa: E402
+from flowlib.splines import ElementwiseSpline, SplineCoupling  # noqa: E402
+
+_ORDER = torch.tensor([2, 0, 3, 1])
+
+CASES.update({
+    "ElementwiseSpline": lambda: (perturb(ElementwiseSpline(4, bins=5), std=1.0), 2 * _vec()),
+    "SplineCoupling": lambda: (perturb(SplineCoupling(fl.alternating_mask(4), fl.MLP(4, 2 * 14, hidden=8), bins=5),
+                                       std=0.5), 2 * _vec()),
+    "MaskedAutoregressive": lambda: (perturb(MaskedAutoregressive(4, hidden=8, order=_ORDER), std=0.3), _vec()),
+    "MaskedAutoregressive-spline": lambda: (
+        perturb(MaskedAutoregressive(4, hidden=8, transform="spline", bins=5, order=_ORDER), std=0.3), 2 * _vec()),
+    "Inverse-of-MaskedAutoregressive-IAF": lambda: (
+        fl.Inverse(perturb(MaskedAutoregressive(4, hidden=8, order=_ORDER), std=0.3)), _vec()),
+    # an ODE solve is exact only up to the solver's tolerance: solve tightly enough for the default check
+    # (tests/test_cnf.py checks looser solves with a tolerance matched to the solver). The Hutchinson trace is a
+    # random estimate, different in each solve, so only the exact trace can pass this check.
+    "CNF": lambda: (perturb(CNF(2, hidden=8, rtol=1e-10, atol=1e-10), std=0.5), _vec(3, 2)),
 })

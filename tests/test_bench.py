@@ -21,3 +21,28 @@ def test_command_line_reports_json(capsys):
                        "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["device"] == "cpu" and result["parameters"] > 0 and result["images_per_second"] > 0
+
+
+def test_learning_curve_records_bpd_against_training_seconds(tmp_path, capsys):
+    require_dataset("MNIST")
+    out = tmp_path / "curve.json"
+    assert bench.main(["--device", "cpu", "--steps", "1", "--batch-size", "8", "--hidden", "4", "--steps-per-level", "1",
+                       "--pre-steps", "0", "--dequantization", "uniform", "--curve", "0.02",
+                       "--eval-every-minutes", "0.005", "--eval-images", "16", "--curve-out", str(out), "--json"]) == 0
+    result = json.loads(out.read_text())
+    seconds = [t for t, _, _ in result["curve"]]
+    steps = [s for _, s, _ in result["curve"]]
+    assert len(seconds) >= 3 and seconds == sorted(seconds) and steps == sorted(steps)
+    assert seconds[-1] >= 1.2 and result["steps"] == steps[-1]
+    assert all(0 < b < 9 for _, _, b in result["curve"])
+
+
+def test_learning_curve_stops_at_the_target():
+    require_dataset("MNIST")
+    from flowlib.model import FlowConfig
+    from flowlib.train import TrainConfig
+
+    tc = TrainConfig(steps=10**6, minutes=1.0, eval_every=2, eval_images=16, save_every=0, batch_size=8)
+    mc = FlowConfig(hidden=4, steps_per_level=1, pre_steps=0, dequantization="uniform")
+    result = bench.learning_curve(mc, tc, "cpu", target_bpd=100.0)
+    assert result["steps_to_target"] == 2 and result["steps"] == 2

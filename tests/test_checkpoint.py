@@ -7,11 +7,13 @@ import torch
 
 from flowlib.checkpoint import (
     CheckpointError,
+    is_listed,
     load_checkpoint,
     read_checkpoint,
     save_checkpoint,
     shipped_checkpoint,
     verify_sha256,
+    write_atomically,
 )
 from flowlib.model import FlowConfig, MultiScaleFlow
 
@@ -74,8 +76,70 @@ def test_corrupt_files_raise_a_clear_error(tmp_path, damage):
     _, _, path = saved(tmp_path)
     data = path.read_bytes()
     path.write_bytes({"truncate": data[: len(data) // 2], "garbage": b"not a checkpoint" * 100, "empty": b""}[damage])
-    with pytest.raises(CheckpointError, match="corrupt or not a flowlib checkpoint"):
+    with pytest.raises(CheckpointError, match="corrupt or not a flowlib checkpoint") as exc:
         load_checkpoint(path)
+    message = str(exc.value)
+    assert "\n" not in message and "weights_only" not in message and "re-train it" in message
+
+
+def test_a_pickle_that_torch_rejects_gives_our_message_and_no_warning(tmp_path, recwarn):
+    import pickle
+
+    path = tmp_path / "p.pt"
+    path.write_bytes(pickle.dumps({"format": "flowlib-checkpoint", "step": 1}, protocol=4))
+    with pytest.raises(CheckpointError, match="damaged contents, or objects that a flowlib checkpoint never holds") as exc:
+        read_checkpoint(path)
+    assert "weights_only" not in str(exc.value) and len(recwarn) == 0
+
+
+def test_non_finite_weights_are_refused_on_loading(tmp_path):
+    _, _, path = saved(tmp_path)
+    ckpt = read_checkpoint(path)
+    name = next(k for k, v in ckpt["model"].items() if v.is_floating_point() and v.numel() >= 3)
+    ckpt["model"][name] = ckpt["model"][name].clone()
+    ckpt["model"][name].view(-1)[:3] = torch.tensor([float("nan"), float("inf"), -float("inf")])
+    torch.save(ckpt, tmp_path / "nan.pt")
+    with pytest.raises(CheckpointError, match=f"holds 3 NaN or infinite weights \\(the first in '{name}'\\)"):
+        load_checkpoint(tmp_path / "nan.pt")
+
+
+def test_half_precision_overflow_is_refused(tmp_path):
+    model = MultiScaleFlow(TINY)
+    with torch.no_grad():
+        next(model.parameters()).fill_(1e6)  # finite in float32, inf in float16
+    with pytest.raises(CheckpointError, match="overflow float16; save it with half=False"):
+        save_checkpoint(tmp_path / "h.pt", model, dataset="mnist", half=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_entries_flowlib_always_writes_are_required(tmp_path):
+    _, _, path = saved(tmp_path)
+    ckpt = read_checkpoint(path)
+    del ckpt["step"]
+    torch.save(ckpt, tmp_path / "nostep.pt")
+    with pytest.raises(CheckpointError, match="lacks 'step'"):
+        read_checkpoint(tmp_path / "nostep.pt")
+    ckpt = read_checkpoint(path)
+    ckpt["config"] = "hidden=8"
+    torch.save(ckpt, tmp_path / "badconfig.pt")
+    with pytest.raises(CheckpointError, match="its 'config' or 'model' entry is not what flowlib writes"):
+        read_checkpoint(tmp_path / "badconfig.pt")
+    with pytest.raises(CheckpointError, match="is a folder, not a checkpoint file"):
+        read_checkpoint(tmp_path)
+
+
+def test_write_atomically_keeps_the_old_file_when_writing_fails(tmp_path):
+    path = tmp_path / "a.bin"
+    write_atomically(path, lambda f: f.write(b"old"))
+    assert path.read_bytes() == b"old"
+
+    def broken(f):
+        f.write(b"half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_atomically(path, broken)
+    assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["a.bin"]
 
 
 def test_other_files_and_missing_files(tmp_path):
@@ -124,6 +188,9 @@ def test_sha256_list(tmp_path):
     with pytest.raises(CheckpointError, match="damaged or was replaced"):
         verify_sha256(path)
     assert shipped_checkpoint("m", tmp_path) == path and shipped_checkpoint("x", tmp_path) is None
+    assert is_listed(path) and not is_listed(tmp_path / "x.pt")
+    with pytest.raises(CheckpointError, match="there is no folder"):
+        shipped_checkpoint("m", tmp_path / "typo")
 
 
 def test_export_drops_the_optimizer_and_keeps_the_rest(tmp_path):

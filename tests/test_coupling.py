@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -85,3 +87,40 @@ def test_a_plain_sequential_works_as_a_conditioner():
     fl.check_bijection(layer, torch.randn(3, 2))
     additive = fl.AdditiveCoupling(fl.alternating_mask(2), nn.Sequential(nn.Linear(2, 2)))
     fl.check_bijection(additive, torch.randn(3, 2))
+
+
+def test_sliced_channel_coupling_equals_the_masked_one_with_the_same_network():
+    torch.manual_seed(0)
+    c = 4
+    sliced = perturb(fl.ChannelAffineCoupling(c, fl.GatedResNet(c // 2, c, hidden=8)), std=0.3).double()
+    masked = fl.AffineCoupling(fl.channel_mask(c), fl.GatedResNet(c, 2 * c, hidden=8)).double()
+    # give the masked conditioner the sliced one's weights: its zero inputs and unused outputs are padding
+    with torch.no_grad():
+        for (name, p_m), p_s in zip(masked.conditioner.named_parameters(), sliced.conditioner.parameters()):
+            p_m.zero_()
+            if name == "inp.weight":
+                p_m[:, : c // 2] = p_s
+            elif name == "out.1.weight":  # outputs [shift (c), s_raw (c)]; only the second half of each is used
+                p_m[c // 2: c] = p_s[: c // 2]
+                p_m[c + c // 2:] = p_s[c // 2:]
+            elif name == "out.1.bias":
+                p_m[c // 2: c] = p_s[: c // 2]
+                p_m[c + c // 2:] = p_s[c // 2:]
+            else:
+                p_m.copy_(p_s)
+    x = torch.randn(3, c, 4, 4, dtype=torch.float64)
+    z_s, ld_s = sliced(x)
+    z_m, ld_m = masked(x)
+    assert torch.allclose(z_s, z_m) and torch.allclose(ld_s, ld_m)
+    assert not torch.allclose(z_s, x)  # the check is not trivially passed by identities
+
+
+def test_learned_bound_starts_at_scale_bound_and_bounds_the_log_scale():
+    layer = fl.ChannelAffineCoupling(2, fl.ConvNet(1, 2, hidden=4), scale_bound=1.5, learn_bound=True)
+    assert torch.allclose(layer.bound.log_bound.exp(), torch.tensor(1.5))
+    with torch.no_grad():
+        layer.conditioner.net[-1].bias.fill_(100.0)
+        layer.bound.log_bound.fill_(math.log(0.5))
+    _, ld = layer(torch.randn(3, 2, 2, 2))
+    assert torch.all(ld <= 0.5 * 4 + 1e-5) and torch.all(ld >= 0.5 * 4 - 1e-3)  # 4 transformed numbers at the bound
+    assert len(list(fl.AffineCoupling(fl.alternating_mask(2), fl.MLP(2, 4)).bound.parameters())) == 0

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import pytest
 from PIL import Image
 
+from flowlib import figures
 from flowlib.checkpoint import save_checkpoint
 from flowlib.figures import sample_grid_png
 
 from .test_model import tiny
+from .test_train_cli import assert_user_error, files
 
 
 def test_sample_grid_png_is_reproducible(tmp_path):
@@ -16,3 +19,59 @@ def test_sample_grid_png_is_reproducible(tmp_path):
     assert a.read_bytes() == b.read_bytes()
     img = Image.open(a)
     assert img.mode == "L" and img.size == (2 * (3 * 8 + 2), 2 * (2 * 8 + 1))
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    try:
+        code = figures.main(list(argv))
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_command_line_refuses_to_replace_a_file_without_force(tmp_path, capsys):
+    model, _ = tiny()
+    ckpt = save_checkpoint(tmp_path / "m.pt", model, dataset="mnist")
+    png = tmp_path / "s.png"
+    code, out, err = run(capsys, "--checkpoint", str(ckpt), "--out", str(png), "--n", "4", "--nrow", "2")
+    assert code == 0 and out == f"wrote {png}\n" and err == ""
+    first = png.read_bytes()
+    png.write_bytes(b"the README's picture")
+    code, _, err = run(capsys, "--checkpoint", str(ckpt), "--out", str(png), "--n", "4", "--nrow", "2")
+    assert_user_error(code, err, "s.png already exists; pass --force to replace it")
+    assert png.read_bytes() == b"the README's picture"
+    code, _, err = run(capsys, "--checkpoint", str(ckpt), "--out", str(png), "--n", "4", "--nrow", "2", "--force")
+    assert code == 0 and png.read_bytes() == first
+    assert sorted(files(tmp_path)) == ["m.pt", "s.png"]  # written atomically: no temporary file left
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--out", "{tmp}/m.pt"], "--out must be a .png file, got"),  # would have replaced the checkpoint with a PNG
+    (["--out", "{tmp}"], "--out must be a .png file"),
+    (["--out", "{tmp}/x.png", "--n", "0"], "--n must be a whole number >= 1, got 0"),
+    (["--out", "{tmp}/x.png", "--nrow", "-2"], "--nrow must be a whole number >= 1, got -2"),
+    (["--out", "{tmp}/x.png", "--temperature", "-1"], "--temperature must be a number >= 0, got -1.0"),
+    (["--out", "{tmp}/x.png", "--temperature", "inf"], "--temperature must be a number >= 0, got inf"),
+    (["--out", "{tmp}/x.png", "--checkpoint", "{tmp}/missing.pt"], "no checkpoint at"),
+    (["--out", "{tmp}/x.png", "--checkpoint", "{tmp}/cut.pt"], "is corrupt or not a flowlib checkpoint"),
+])
+def test_command_line_errors_are_one_line_and_write_nothing(tmp_path, capsys, argv, fragment):
+    model, _ = tiny()
+    ckpt = save_checkpoint(tmp_path / "m.pt", model, dataset="mnist")
+    (tmp_path / "cut.pt").write_bytes(ckpt.read_bytes()[:999])
+    before = files(tmp_path)
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    code, out, err = run(capsys, "--checkpoint", str(ckpt), *argv)
+    assert_user_error(code, err, fragment)
+    assert out == "" and files(tmp_path) == before
+
+
+def test_sample_grid_png_checks_its_arguments(tmp_path):
+    model, _ = tiny()
+    ckpt = save_checkpoint(tmp_path / "m.pt", model, dataset="mnist")
+    with pytest.raises(ValueError, match="n must be a whole number >= 1, got 0"):
+        sample_grid_png(ckpt, tmp_path / "a.png", n=0)
+    with pytest.raises(ValueError, match="out must be a .png file"):
+        sample_grid_png(ckpt, tmp_path / "a.pt")
+    assert sorted(files(tmp_path)) == ["m.pt"]

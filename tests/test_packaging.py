@@ -25,7 +25,8 @@ def test_requirements_and_environment_name_the_same_packages():
     env_lines = (ROOT / "environment.yml").read_text().split("- pip:")[1].splitlines()
     env = _requirements(env_lines)
     assert req == env
-    for name in ("torch", "torchvision", "jupyterlab", "matplotlib", "ipywidgets", "numpy", "nbval", "pytest", "tqdm"):
+    for name in ("torch", "torchvision", "jupyterlab", "matplotlib", "ipywidgets", "numpy", "nbval", "pytest", "tqdm",
+                 "torchdiffeq"):
         assert name in req, name
 
 

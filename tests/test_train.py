@@ -53,7 +53,7 @@ def test_resume_continues_at_the_same_step(tmp_path):
     model, info = train_model(None, quick_config(steps=6), out=tmp_path / "c.pt", resume=tmp_path / "c.pt",
                               device="cpu", progress=False, train_images=images(64), test_images=images(16, 1),
                               log=seen.append)
-    assert seen == [f"resuming {tmp_path / 'c.pt'} at step 4"]
+    assert len(seen) == 1 and seen[0].startswith(f"resuming {tmp_path / 'c.pt'} at step 4 (")
     assert info["step"] == 6 and len(info["history"]["loss"]) == 6
     assert load_checkpoint(tmp_path / "c.pt")[1]["step"] == 6
 
@@ -142,3 +142,35 @@ def test_lr_schedule_warms_up_then_decays():
     assert tc.lr_factor(10) == pytest.approx(1.0)
     assert tc.lr_factor(100) == pytest.approx(0.1)
     assert tc.lr_factor(55) == pytest.approx(0.55)
+
+
+def test_time_schedule_decays_over_the_budget_not_the_steps():
+    tc = TrainConfig(steps=10**9, minutes=10, warmup_steps=0, final_lr_fraction=0.0)
+    assert tc.lr_factor(1, seconds=0.0) == pytest.approx(1.0)
+    assert tc.lr_factor(50, seconds=300.0) == pytest.approx(0.5)
+    assert tc.lr_factor(99, seconds=600.0) == pytest.approx(0.0)
+    assert TrainConfig(steps=100, warmup_steps=0, final_lr_fraction=0.0).lr_factor(50, seconds=1e6) == pytest.approx(0.5)
+
+
+def test_a_time_budget_ends_the_run_and_is_recorded(tmp_path):
+    model, info = train_model(TINY, quick_config(steps=10**6, minutes=0.02, eval_every=0), out=tmp_path / "c.pt",
+                              device="cpu", progress=False, train_images=images(64), test_images=images(16, 1),
+                              log=lambda *a: None)
+    hist = info["history"]
+    assert 1 <= info["step"] < 10**6
+    assert 1.2 <= hist["seconds"] < 1.2 + 5  # at most one step past the budget
+    assert hist["eval_seconds"][-1] == pytest.approx(hist["seconds"])
+    assert load_checkpoint(tmp_path / "c.pt")[1]["metrics"]["train_seconds"] == pytest.approx(hist["seconds"])
+
+
+def test_pausing_keeps_the_schedule_and_resume_goes_on(tmp_path):
+    tc = quick_config(steps=10**6, minutes=0.05, pause_after_minutes=0.01, eval_every=0)
+    _, first = train_model(TINY, tc, out=tmp_path / "c.pt", device="cpu", progress=False, train_images=images(64),
+                           test_images=images(16, 1), log=lambda *a: None)
+    assert 0.6 <= first["history"]["seconds"] < 3.0
+    tc_rest = quick_config(steps=10**6, minutes=0.05, eval_every=0)
+    _, second = train_model(None, tc_rest, out=tmp_path / "c.pt", resume=tmp_path / "c.pt", device="cpu", progress=False,
+                            train_images=images(64), test_images=images(16, 1), log=lambda *a: None)
+    assert second["step"] > first["step"]
+    assert 3.0 <= second["history"]["seconds"] < 6.0
+    assert second["history"]["loss"][: first["step"]] == first["history"]["loss"]

@@ -50,3 +50,21 @@ def test_batches_cover_every_example_each_epoch():
     it = batches_from_tensor(data, 5)
     epoch = torch.cat([next(it), next(it)])
     assert sorted(epoch.flatten().tolist()) == list(range(10))
+
+
+def test_time_budget_and_evaluation_by_seconds_follow_the_clock(capsys):
+    ticks = iter(range(10**6))
+    clock = lambda: 0.5 * next(ticks)  # each call advances half a second: one step takes 0.5 s
+    model = fl.coupling_flow_2d(layers=2, hidden=8)
+    h = fl.fit(model, lambda: torch.randn(16, 2), steps=1000, time_budget=3.0, eval_fn=lambda m: 1.0,
+               eval_every_seconds=1.0, clock=clock, desc="budget test")
+    assert h.step == 6 and h.seconds == pytest.approx(3.0)
+    assert [s for s, _ in h.evals] == [2, 4, 6] and h.eval_seconds == pytest.approx([1.0, 2.0, 3.0])
+    assert "budget test: 6 steps in 3.0 s" in capsys.readouterr().out
+
+
+def test_stop_fn_ends_training_after_an_evaluation():
+    model = fl.coupling_flow_2d(layers=2, hidden=8)
+    h = fl.fit(model, lambda: torch.randn(16, 2), steps=100, eval_fn=lambda m: 1.0, eval_every=5,
+               stop_fn=lambda hist: hist.step >= 10, progress=False)
+    assert h.step == 10

@@ -78,12 +78,15 @@ def summary(out_dir: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("variants", nargs="*", choices=[*VARIANTS, []] and list(VARIANTS))
+    p.add_argument("variants", nargs="*", help="any of: " + ", ".join(VARIANTS))
     p.add_argument("--minutes", type=float, default=6.0)
     p.add_argument("--eval-every", type=float, default=2.0)
     p.add_argument("--out-dir", default="runs/study")
     p.add_argument("--summary", action="store_true")
     args = p.parse_args(argv)
+    unknown = [name for name in args.variants if name not in VARIANTS]
+    if unknown:
+        p.error(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
     for name in args.variants:
         run(name, args.minutes, args.eval_every, Path(args.out_dir))
     if args.summary:

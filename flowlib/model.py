@@ -78,12 +78,12 @@ class FlowConfig:
     steps_per_level: int = 4
     hidden: int = 64
     blocks: int = 1
-    pre_steps: int = 0
-    dequantization: str = "uniform"
+    pre_steps: int = 2
+    dequantization: str = "variational"
     deq_hidden: int = 32
     deq_layers: int = 4
     split_prior: bool = True
-    alpha: float = 0.05
+    alpha: float = 1e-5
     scale_bound: float = 2.0
     learn_bound: bool = False
     split_couplings: bool = True

@@ -390,7 +390,7 @@ def bits_map(model: MultiScaleFlow, images: Tensor, seed: int | None = 0) -> Bit
             h = h[:, :half]
     latents.append(h)
     latent = sum(_spread((0.5 * z.pow(2) + 0.5 * math.log(2 * math.pi)).sum(1), size) for z in latents)
-    to_bits = lambda t: (t.double() / LOG2).cpu()  # noqa: E731
+    to_bits = lambda t: (t.double() / LOG2).cpu()
     return BitsMap(pixel=to_bits(-pixel), latent=to_bits(latent), volume=to_bits(-volume), dims=model.num_dims)
 
 

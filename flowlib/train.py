@@ -47,10 +47,10 @@ class TrainConfig:
 
     dataset: str = "mnist"
     steps: int = 3000
-    batch_size: int = 128
+    batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.0
-    warmup_steps: int = 200
+    warmup_steps: int = 0
     final_lr_fraction: float = 0.05
     clip_grad: float = 1.0
     eval_every: int = 500

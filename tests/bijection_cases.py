@@ -114,6 +114,16 @@ CASES.update({
 })
 
 
+# ---- reference answers of the notebook exercises (notebooks 03-05) ----
+from flowlib.exercises345 import ActNormMedianReference, ChannelShiftReference, CheckerSqueezeReference  # noqa: E402
+
+CASES.update({
+    "CheckerSqueezeReference": lambda: (CheckerSqueezeReference(), _img(c=1)),
+    "ChannelShiftReference": lambda: (ChannelShiftReference(3), _img(c=4)),
+    "ActNormMedianReference": lambda: (perturb(ActNormMedianReference(4), std=0.3), _img()),
+})
+
+
 # ---- beyond coupling layers (notebook 10) ----
 from flowlib.autoregressive import MaskedAutoregressive  # noqa: E402
 from flowlib.cnf import CNF  # noqa: E402

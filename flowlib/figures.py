@@ -1,10 +1,14 @@
 """Make the small PNGs the README shows, from a checkpoint.
 
     python -m flowlib.figures --checkpoint data/checkpoints/mnist.pt --out data/checkpoints/mnist-samples.png
+    python -m flowlib.figures --curve runs/mnist.pt runs/curve.json --out curve.png
 
 Draws a grid of samples at a fixed seed and temperature (default 8x8 at T = 0.7) and saves
-it as a greyscale PNG (upscaled 2x, nearest neighbour), so the picture is reproducible. An
-existing ``--out`` is replaced only with ``--force``; the PNG is written atomically.
+it as a greyscale PNG (upscaled 2x, nearest neighbour), so the picture is reproducible; or,
+with ``--curve``, the learning curves (test bits/dim against training minutes) recorded in
+checkpoints written by ``flowlib.train`` or in curve files written by ``flowlib.bench
+--curve-out``. An existing ``--out`` is replaced only with ``--force``; the PNG is written
+atomically.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from . import cli
 from .checkpoint import CheckpointError, load_checkpoint, write_atomically
 from .plot import image_grid
 
-__all__ = ["sample_grid_png", "main"]
+__all__ = ["sample_grid_png", "read_curve", "learning_curve_png", "main"]
 
 
 def sample_grid_png(checkpoint: str | Path, out: str | Path, n: int = 64, nrow: int = 8, temperature: float = 0.7,
@@ -39,6 +43,53 @@ def sample_grid_png(checkpoint: str | Path, out: str | Path, n: int = 64, nrow: 
     return write_atomically(out, lambda f: img.save(f, format="PNG", optimize=True))
 
 
+def read_curve(path: str | Path) -> tuple[list[float], list[float]]:
+    """(training minutes, test bits/dim) from a training checkpoint or a ``bench --curve-out`` JSON file."""
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        import json
+
+        try:
+            points = json.loads(path.read_text())["curve"]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise CheckpointError(f"{path} is not a curve file written by flowlib.bench --curve-out ({err})") from None
+        return [t / 60 for t, _, _ in points], [b for _, _, b in points]
+    from .checkpoint import read_checkpoint
+
+    hist = read_checkpoint(path).get("history", {})
+    seconds, evals = hist.get("eval_seconds", []), hist.get("evals", [])
+    if not seconds or len(seconds) != len(evals):
+        raise CheckpointError(f"{path} records no test bits/dim against training time (trained before flowlib "
+                              f"recorded it, or exported without history)")
+    return [t / 60 for t in seconds], [b for _, b in evals]
+
+
+def learning_curve_png(sources: list[str | Path], out: str | Path, labels: list[str] | None = None) -> Path:
+    """Plot test bits/dim against training minutes for each source into one PNG (atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    if out.suffix.lower() != ".png":
+        raise ValueError(f"out must be a .png file, got {str(out)!r}")
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    for i, src in enumerate(sources):
+        minutes, bpd = read_curve(src)
+        ax.plot(minutes, bpd, "o-", label=labels[i] if labels else Path(src).name)
+    ax.set_xlabel("training time (minutes)")
+    ax.set_ylabel("test bits/dim")
+    ax.set_title("Learning curves")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    try:
+        return write_atomically(out, lambda f: fig.savefig(f, format="png"))
+    finally:
+        plt.close(fig)
+
+
 def _check_settings(out: Path, n: int, nrow: int, temperature: float, scale: int) -> None:
     for name, value in (("n", n), ("nrow", nrow), ("scale", scale)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -52,7 +103,10 @@ def _check_settings(out: Path, n: int, nrow: int, temperature: float, scale: int
 
 def main(argv: list[str] | None = None) -> int:
     p = cli.Parser(prog="python -m flowlib.figures", description=__doc__.split("\n\n")[0])
-    p.add_argument("--checkpoint", required=True)
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--checkpoint", help="draw a sample grid from this checkpoint")
+    what.add_argument("--curve", nargs="+", metavar="FILE",
+                      help="plot the learning curves of these training checkpoints or bench curve files")
     p.add_argument("--out", required=True, help="the .png file to write")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--n", type=int, default=64, help="number of samples")
@@ -60,6 +114,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--temperature", type=float, default=0.7)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
+    if args.curve:
+        try:
+            cli.output_file(args.out, force=args.force, example="curve.png")
+            path = learning_curve_png(args.curve, args.out)
+        except (CheckpointError, cli.UsageError, ValueError) as err:
+            return cli.fail(err)
+        print(f"wrote {path}")
+        return 0
     try:
         _check_settings(Path(args.out), args.n, args.nrow, args.temperature, scale=2)
     except ValueError as err:

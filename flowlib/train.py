@@ -351,11 +351,11 @@ def main(argv: list[str] | None = None) -> int:
             cli.require(tc.minutes is None or 60 * tc.minutes > done,
                         f"--resume {args.resume} has already trained for {done / 60:.1f} minutes; --minutes is the total "
                         f"budget, so pass more than {done / 60:.1f}")
-        cli.output_file(args.out, force=args.force, may_replace=args.resume,
-                        hint=f"pass --force to replace it, or --resume {args.out} to continue training it")
         cli.require(args.force or not (Path(args.out).is_file() and is_listed(args.out)),
                     f"--out {args.out} is a shipped checkpoint listed in SHA256SUMS; write to another file "
                     f"(e.g. runs/{Path(args.out).name}) or pass --force")
+        cli.output_file(args.out, force=args.force, may_replace=args.resume,
+                        hint=f"pass --force to replace it, or --resume {args.out} to continue training it")
     except CheckpointError as err:
         return cli.fail(err)
     except ValueError as err:  # cli.UsageError, or TrainConfig / FlowConfig naming a field

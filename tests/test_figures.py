@@ -75,3 +75,26 @@ def test_sample_grid_png_checks_its_arguments(tmp_path):
     with pytest.raises(ValueError, match="out must be a .png file"):
         sample_grid_png(ckpt, tmp_path / "a.pt")
     assert sorted(files(tmp_path)) == ["m.pt"]
+
+
+def test_learning_curves_from_a_checkpoint_and_a_curve_file(tmp_path, capsys):
+    import json
+
+    model, _ = tiny()
+    ckpt = save_checkpoint(tmp_path / "m.pt", model, dataset="mnist",
+                           history={"evals": [[10, 3.0], [20, 2.5]], "eval_seconds": [60.0, 120.0]})
+    curve = tmp_path / "c.json"
+    curve.write_text(json.dumps({"curve": [[30.0, 5, 4.0], [90.0, 15, 3.5]]}))
+    assert figures.read_curve(ckpt) == ([1.0, 2.0], [3.0, 2.5])
+    assert figures.read_curve(curve) == ([0.5, 1.5], [4.0, 3.5])
+    code, out, err = run(capsys, "--curve", str(ckpt), str(curve), "--out", str(tmp_path / "lc.png"))
+    assert code == 0, err
+    assert Image.open(tmp_path / "lc.png").size == (600, 400)
+
+
+def test_a_checkpoint_without_a_time_history_is_one_line(tmp_path, capsys):
+    model, _ = tiny()
+    ckpt = save_checkpoint(tmp_path / "m.pt", model, dataset="mnist")
+    code, _, err = run(capsys, "--curve", str(ckpt), "--out", str(tmp_path / "lc.png"))
+    assert_user_error(code, err, "records no test bits/dim against training time")
+    assert not (tmp_path / "lc.png").exists()

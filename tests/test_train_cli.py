@@ -87,7 +87,8 @@ def test_the_shipped_checkpoint_is_never_overwritten_by_mistake(capsys, monkeypa
         pytest.skip("no shipped checkpoint in this checkout")
     before = files(shipped.parent)
     code, _, err = run(capsys, "--out", str(shipped), "--steps", "2", *SMALL)
-    assert_user_error(code, err, "already exists; pass --force")
+    assert_user_error(code, err, "is a shipped checkpoint listed in SHA256SUMS; write to another file")
+    assert "--resume" not in err  # no hint at a way that is refused too
     # resuming it in place would break its SHA256SUMS entry: refused too, unless --force
     code, _, err = run(capsys, "--out", str(shipped), "--resume", str(shipped), "--steps", "100000", "--device", "cpu")
     assert_user_error(code, err, "is a shipped checkpoint listed in SHA256SUMS; write to another file")

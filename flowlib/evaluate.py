@@ -15,6 +15,7 @@ import time
 import torch
 
 from . import cli
+from . import distributed as dist
 from .checkpoint import CheckpointError, load_checkpoint, sha256_of
 from .data import DATASETS, DatasetNotFoundError, load_images
 from .model import MultiScaleFlow
@@ -24,10 +25,13 @@ __all__ = ["evaluate_bpd", "main"]
 
 @torch.no_grad()
 def evaluate_bpd(model: MultiScaleFlow, images: torch.Tensor, batch_size: int = 500, importance_samples: int = 1,
-                 progress: bool = False) -> float:
+                 progress: bool = False, distributed: bool = False) -> float:
     """Mean bits/dim of ``images`` (uint8, any device) under ``model``; K>1 uses importance weighting.
 
     The one evaluation used by training, ``python -m flowlib.evaluate`` and ``flowlib.bench``.
+    ``distributed=True`` (every rank of the process group calls it with the same ``images``)
+    splits the images into one contiguous part per rank and sums the bits and the counts over
+    the ranks: every image counted once, and every rank gets the same mean.
     """
     from tqdm.auto import tqdm
 
@@ -39,7 +43,8 @@ def evaluate_bpd(model: MultiScaleFlow, images: torch.Tensor, batch_size: int = 
     model.eval()
     device = next(model.parameters()).device
     total, n = 0.0, 0
-    for chunk in tqdm(images.split(batch_size), desc="evaluating", disable=not progress, leave=False):
+    mine = images.tensor_split(dist.world_size())[dist.rank()] if distributed else images
+    for chunk in tqdm(mine.split(batch_size), desc="evaluating", disable=not progress, leave=False):
         chunk = chunk.to(device)
         if importance_samples > 1:
             bpd = model.importance_bits_per_dim(chunk, importance_samples)
@@ -48,6 +53,8 @@ def evaluate_bpd(model: MultiScaleFlow, images: torch.Tensor, batch_size: int = 
         total += bpd.double().sum().item()
         n += chunk.shape[0]
     model.train(was_training)
+    if distributed:
+        total, n = dist.sum_over_ranks([total, n], device)
     return total / n
 
 

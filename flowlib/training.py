@@ -68,7 +68,9 @@ def fit(model: nn.Module, batches: Iterable[Tensor] | Callable[[], Tensor] | Ten
         callback: Callable[[int, float], None] | None = None, history: History | None = None,
         device: torch.device | str | None = None, progress: bool = True, desc: str = "training",
         time_budget: float | None = None, eval_every_seconds: float | None = None,
-        stop_fn: Callable[[History], bool] | None = None, clock: Callable[[], float] = time.perf_counter) -> History:
+        stop_fn: Callable[[History], bool] | None = None, clock: Callable[[], float] = time.perf_counter,
+        before_step: Callable[[int], None] | None = None, reduce_loss: Callable[[Tensor], Tensor] | None = None,
+        reduce_seconds: Callable[[float], float] | None = None) -> History:
     """Train ``model`` for ``steps`` optimiser steps (or until ``time_budget``) and return the :class:`History`.
 
     Args:
@@ -87,6 +89,11 @@ def fit(model: nn.Module, batches: Iterable[Tensor] | Callable[[], Tensor] | Ten
         eval_every_seconds: also evaluate each time this many more training seconds have passed.
         stop_fn: called after each evaluation; training stops when it returns True.
         clock: the timer, ``time.perf_counter`` (wall clock) or ``time.process_time`` (CPU time).
+        before_step, reduce_loss, reduce_seconds: hooks for training on several processes
+            (:mod:`flowlib.distributed`): ``before_step(step)`` runs first in each step (to seed
+            it); ``reduce_loss(loss)`` gives the value all processes agree on (their mean), which
+            is checked for NaN before ``backward`` and recorded; ``reduce_seconds(elapsed)``
+            makes the step's time the same on every process (the slowest one's).
     """
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
@@ -126,6 +133,8 @@ def fit(model: nn.Module, batches: Iterable[Tensor] | Callable[[], Tensor] | Ten
             break
         tick = clock()
         step = history.step + 1
+        if before_step is not None:
+            before_step(step)
         if lr_schedule is not None or warmup_steps:
             factor = lr_schedule(step) if lr_schedule is not None else min(1.0, step / warmup_steps)
             for g, base in zip(opt.param_groups, base_lrs):
@@ -134,16 +143,19 @@ def fit(model: nn.Module, batches: Iterable[Tensor] | Callable[[], Tensor] | Ten
         if isinstance(x, Tensor):
             x = x.to(device, non_blocking=True)
         loss = loss_fn(model, x)
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(f"the loss became {loss.item()} at step {step}; lower the learning rate, "
+        agreed = loss.detach() if reduce_loss is None else reduce_loss(loss.detach())
+        if not torch.isfinite(agreed):
+            raise NonFiniteLossError(f"the loss became {agreed.item()} at step {step}; lower the learning rate, "
                                      f"add warm-up or gradient clipping (the weights were not updated)")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if clip_grad is not None:
             nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
         opt.step()
-        value = loss.item()  # waits for the step to finish, so the clock below is honest on a GPU
+        value = agreed.item()  # waits for the step to finish, so the clock below is honest on a GPU
         elapsed = clock() - tick
+        if reduce_seconds is not None:
+            elapsed = reduce_seconds(elapsed)
         history.step = step
         history.seconds += elapsed
         history.loss.append(value)

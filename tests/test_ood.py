@@ -169,8 +169,9 @@ def test_train_background_writes_a_loadable_checkpoint_with_its_recipe(tmp_path)
 
 
 # ---- bits per dimension and the bits map -------------------------------------------------------------------
-def test_bits_per_dim_is_repeatable_and_leaves_the_global_random_state_alone():
-    model, x = tiny()
+@pytest.mark.parametrize("deq,pre_steps", [("uniform", 0), ("variational", 2)])
+def test_bits_per_dim_is_repeatable_and_leaves_the_global_random_state_alone(deq, pre_steps):
+    model, x = tiny(deq, pre_steps=pre_steps)
     state = torch.get_rng_state()
     a = ood.bits_per_dim(model, x, batch_size=4, seed=5)
     assert torch.equal(torch.get_rng_state(), state)

@@ -174,3 +174,25 @@ def test_pausing_keeps_the_schedule_and_resume_goes_on(tmp_path):
     assert second["step"] > first["step"]
     assert 3.0 <= second["history"]["seconds"] < 6.0
     assert second["history"]["loss"][: first["step"]] == first["history"]["loss"]
+
+
+def test_channels_last_and_compile_fallback_train_the_same_model(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    _, plain = train_model(TINY, quick_config(steps=3, channels_last=False), device="cpu", progress=False,
+                           train_images=images(64), test_images=images(16, 1), log=lambda *a: None)
+    torch.manual_seed(0)
+    _, fast = train_model(TINY, quick_config(steps=3, channels_last=True), device="cpu", progress=False,
+                          train_images=images(64), test_images=images(16, 1), log=lambda *a: None)
+    assert fast["history"]["loss"] == pytest.approx(plain["history"]["loss"], abs=1e-4)
+
+    def broken_compile(fn):
+        def fail(*a, **k):
+            raise RuntimeError("no compiler here")
+        return fail
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    seen = []
+    _, fallback = train_model(TINY, quick_config(steps=3, channels_last=False, compile=True), device="cpu",
+                              progress=False, train_images=images(64), test_images=images(16, 1), log=seen.append)
+    assert any("torch.compile failed (RuntimeError)" in line for line in seen)
+    assert fallback["history"]["loss"] == pytest.approx(plain["history"]["loss"], abs=1e-4)

@@ -80,11 +80,15 @@ def _compare(name: str, got, expected: Tensor, tol: float = 1e-8) -> None:
         raise AssertionError(f"{name} differs from the map the exercise asks for (max abs error {err:.3g})")
 
 
-def _run_check(label: str, check) -> bool:
+def run_check(label: str, check, what: str = "the code") -> bool:
+    """Run ``check()``; print "passed", "not yet right: <what differs>" or "not implemented yet"; return success.
+
+    The one runner behind every exercise check of the course (notebooks 01-07).
+    """
     try:
         report = check()
     except NotImplementedError:
-        print(f"{label}: not implemented yet. Fill in the class above, run that cell, then this one.")
+        print(f"{label}: not implemented yet. Fill in {what} above, run that cell, then this one.")
         return False
     except AssertionError as err:
         print(f"{label}: not yet right: {err}")
@@ -114,7 +118,7 @@ def check_leaky_relu(cls: type[Bijection]) -> bool:
             _compare(f"the inverse log-det with alpha = {alpha}", ld_back, -ld_ref)
         return check_bijection(cls(alpha=0.3), x)
 
-    return _run_check("Exercise 1", check)
+    return run_check("Exercise 1", check, "the class")
 
 
 def check_half_coupling(cls: type[Bijection]) -> bool:
@@ -148,4 +152,4 @@ def check_half_coupling(cls: type[Bijection]) -> bool:
             report = check_bijection(layer, x)
         return report
 
-    return _run_check("Exercise 1", check)
+    return run_check("Exercise 1", check, "the class")

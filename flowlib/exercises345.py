@@ -20,7 +20,7 @@ from torch import Tensor
 
 from .actnorm import ActNorm
 from .bijection import Bijection
-from .exercises import _compare
+from .exercises import _compare, run_check
 from .invconv import InvConv1x1LU
 from .multiscale import Squeeze
 from .testing import check_bijection
@@ -32,20 +32,6 @@ __all__ = [
     "check_checker_squeeze",
     "ChannelShiftReference", "ActNormMedianReference", "check_channel_shift", "check_actnorm_median",
 ]
-
-
-def _run_check(label: str, template: str, check: Callable[[], object]) -> bool:
-    """Run ``check``; print "passed", "not yet right: <what differs>" or "not implemented yet" and return success."""
-    try:
-        report = check()
-    except NotImplementedError:
-        print(f"{label}: not implemented yet. Fill in {template} above, run that cell, then this one.")
-        return False
-    except AssertionError as err:
-        print(f"{label}: not yet right: {err}")
-        return False
-    print(f"{label} passed: {report}")
-    return True
 
 
 # ---- notebook 03 ----------------------------------------------------------------------------
@@ -78,7 +64,7 @@ def check_bits_per_dim(fn: Callable[[Tensor, int], Tensor]) -> bool:
             _compare(f"my_bits_per_dim(log_p, {dims})", fn(log_p, dims), bits_per_dim_reference(log_p, dims))
         return "1 bit/dim, the raw-bytes 8 bits/dim and two other values agree for D = 784 and D = 3072"
 
-    return _run_check("Exercise 1", "my_bits_per_dim", check)
+    return run_check("Exercise 1", check, "my_bits_per_dim")
 
 
 def check_bpd_from_unit_scale(fn: Callable[[float, int], float]) -> bool:
@@ -91,7 +77,7 @@ def check_bpd_from_unit_scale(fn: Callable[[float, int], float]) -> bool:
                 raise AssertionError(f"log p_y = {log_p_y}, D = {dims}: expected {want:.4f} bits/dim, got {got:.4f}")
         return f"{bpd_from_unit_scale_reference(3800.0, 784):.3f} bits/dim for the colleague's image"
 
-    return _run_check("Exercise 2", "bpd_from_unit_scale", check)
+    return run_check("Exercise 2", check, "bpd_from_unit_scale")
 
 
 def check_logit_bin_width(fn: Callable[[int, float], float]) -> bool:
@@ -105,7 +91,7 @@ def check_logit_bin_width(fn: Callable[[int, float], float]) -> bool:
                     raise AssertionError(f"k = {k}, alpha = {alpha}: expected a width of {want:.5g}, got {got:.5g}")
         return "8 bins (k = 0, 1, 128, 255; alpha = 0.05 and 1e-5) have the right width"
 
-    return _run_check("Exercise 3", "logit_bin_width", check)
+    return run_check("Exercise 3", check, "logit_bin_width")
 
 
 # ---- notebook 04 ----------------------------------------------------------------------------
@@ -165,7 +151,7 @@ def check_squeeze(squeeze_fn: Callable[[Tensor], Tensor], unsqueeze_fn: Callable
         _compare("my_unsqueeze(z)", unsqueeze_fn(z), x, tol=0.0)
         return check_bijection(_Functions(squeeze_fn, unsqueeze_fn), x[:1, :1, :4, :4])
 
-    return _run_check("Exercise 1", "my_squeeze and my_unsqueeze", check)
+    return run_check("Exercise 1", check, "my_squeeze and my_unsqueeze")
 
 
 def check_checker_squeeze(layer: Bijection) -> bool:
@@ -182,7 +168,7 @@ def check_checker_squeeze(layer: Bijection) -> bool:
         _compare("inverse(z)[0]", layer.inverse(reference(x)[0])[0], x, tol=0.0)
         return check_bijection(layer, x[:1, :1])
 
-    return _run_check("Exercise 2", "CheckerSqueeze", check)
+    return run_check("Exercise 2", check, "CheckerSqueeze")
 
 
 # ---- notebook 05 ----------------------------------------------------------------------------
@@ -238,7 +224,7 @@ def check_channel_shift(layer_cls: type[Bijection]) -> bool:
                  layer_cls(shift=1)(x)[0], as_conv(x)[0], tol=1e-12)
         return check_bijection(layer_cls(shift=1), x[:1])
 
-    return _run_check("Exercise 1", "ChannelShift", check)
+    return run_check("Exercise 1", check, "ChannelShift")
 
 
 def check_actnorm_median(layer_cls: type[ActNorm]) -> bool:
@@ -268,4 +254,4 @@ def check_actnorm_median(layer_cls: type[ActNorm]) -> bool:
             raise AssertionError("a layer loaded from a state_dict re-initialised on its first batch")
         return check_bijection(layer, x[:2])
 
-    return _run_check("Exercise 2", "ActNormMedian.initialize", check)
+    return run_check("Exercise 2", check, "ActNormMedian.initialize")

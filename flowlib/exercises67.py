@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .exercises import run_check
 from .explore import LatentExplorer, slerp
 from .model import FlowConfig, MultiScaleFlow
 
@@ -74,19 +75,6 @@ def run_summary(model: nn.Module, info: dict[str, Any], train_images: int = 60_0
     return "\n".join(lines)
 
 
-def _run_check(label: str, check: Callable[[], str]) -> bool:
-    try:
-        report = check()
-    except NotImplementedError:
-        print(f"{label}: not implemented yet. Fill in the function above, run that cell, then this one.")
-        return False
-    except AssertionError as err:
-        print(f"{label}: not yet right: {err}")
-        return False
-    print(f"{label} passed: {report}")
-    return True
-
-
 # ---- notebook 06, exercise 1: latent shapes from the configuration ---------------------------
 def latent_shapes_reference(config: FlowConfig) -> list[tuple[int, int, int]]:
     """Notebook 06, exercise 1: the latent shapes ``(C, H, W)``, finest first, without building the model.
@@ -119,7 +107,7 @@ def check_latent_shapes(fn: Callable[[FlowConfig], Sequence[Sequence[int]]]) -> 
                 raise AssertionError("the latent dimensions do not add up to channels * size * size")
         return f"your shapes match the model's for {len(configs)} configurations"
 
-    return _run_check("Exercise 1", check)
+    return run_check("Exercise 1", check, "the function")
 
 
 # ---- notebook 06, exercise 2: importance-weighted bits/dim -----------------------------------
@@ -228,7 +216,7 @@ def check_importance_bpd(fn: Callable[[nn.Module, Tensor, int], Tensor], model: 
             report += f"; on the model {mine.mean():.4f} bits/dim against {reference.mean():.4f} (K = 4, other noise)"
         return report
 
-    return _run_check("Exercise 2", check)
+    return run_check("Exercise 2", check, "the function")
 
 
 # ---- notebook 07, exercise 1: slerp by hand --------------------------------------------------
@@ -274,7 +262,7 @@ def check_slerp(fn: Callable[[Tensor, Tensor, float], Tensor], explorer: LatentE
             raise AssertionError(f"t = 0 does not decode to the reconstruction of image {i}")
         return "matches flowlib.explore.slerp, and t = 0 gives the reconstruction"
 
-    return _run_check("Exercise 1", check)
+    return run_check("Exercise 1", check, "the function")
 
 
 # ---- notebook 07, exercise 4: the temperature that matches real images -----------------------
@@ -336,4 +324,4 @@ def check_matching_temperature(fn: Callable[[nn.Module, Tensor], float], model: 
             report += f"; on the model T = {expected:.3f}"
         return report
 
-    return _run_check("Exercise 4", check)
+    return run_check("Exercise 4", check, "the function")

@@ -183,6 +183,8 @@ def scenario_nan(rank: int, folder: Path) -> dict:
         message = None
     except NonFiniteLossError as err:
         message = str(err)
+    finally:
+        MultiScaleFlow.bits_per_dim = real_bpd
     return {"message": message}
 
 
@@ -200,9 +202,10 @@ def worker(scenarios: list[str], folder: Path) -> None:
 # ---- the tests ------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def quick_results(tmp_path_factory):
-    """One launch for the scenarios that take a second each."""
-    return launch(tmp_path_factory.mktemp("dist"), "step", "actnorm", "eval")
+def results(tmp_path_factory):
+    """One launch of two ranks for every scenario (starting the processes is the slow part)."""
+    folder = tmp_path_factory.mktemp("dist")
+    return folder, launch(folder, "step", "actnorm", "eval", "train", "nan")
 
 
 def test_shards_are_disjoint_and_cover_the_epoch():
@@ -224,7 +227,8 @@ def test_shards_are_disjoint_and_cover_the_epoch():
         next(dist.shard_batches(data, 6, world_size=4))
 
 
-def test_one_step_on_two_ranks_equals_one_step_on_both_batches(quick_results):
+def test_one_step_on_two_ranks_equals_one_step_on_both_batches(results):
+    _, results = results
     both = images(16, seed=1)
     model = start_model()
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -233,34 +237,30 @@ def test_one_step_on_two_ranks_equals_one_step_on_both_batches(quick_results):
     one_step(alone, both[:8])  # negative control: rank 0's half alone gives another step
     moved = max((p - before[k]).abs().max().item() for k, p in model.named_parameters())
     assert moved > 1e-3
-    for r in quick_results:
+    for r in results:
         assert r["step"]["loss"] == pytest.approx(loss, rel=1e-5)
         for name, value in model.state_dict().items():
             torch.testing.assert_close(r["step"]["state"][name], value, rtol=1e-5, atol=1e-6, msg=name)
     assert any(not torch.allclose(alone.state_dict()[k], model.state_dict()[k], rtol=1e-5, atol=1e-6) for k in before)
 
 
-def test_every_rank_starts_from_rank_0s_actnorm_initialisation(quick_results):
-    a, b = (r["actnorm"] for r in quick_results)
+def test_every_rank_starts_from_rank_0s_actnorm_initialisation(results):
+    _, results = results
+    a, b = (r["actnorm"] for r in results)
     assert not torch.equal(a["before"]["pre.layers.0.bias"], b["before"]["pre.layers.0.bias"])  # they did differ
     for name, value in a["before"].items():
         assert torch.equal(a["after"][name], value) and torch.equal(b["after"][name], value), name
 
 
-def test_evaluation_counts_every_image_once(quick_results):
+def test_evaluation_counts_every_image_once(results):
+    _, results = results
     x = torch.arange(7, dtype=torch.uint8).view(7, 1, 1, 1) * 10
     assert evaluate_bpd(Stub(), x) == pytest.approx(30.0)
-    assert [r["eval"]["bpd"] for r in quick_results] == [30.0, 30.0]
+    assert [r["eval"]["bpd"] for r in results] == [30.0, 30.0]
 
 
-@pytest.fixture(scope="module")
-def train_results(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("dist-train")
-    return folder, launch(folder, "train")
-
-
-def test_ranks_see_disjoint_data_and_together_all_of_it(train_results):
-    _, results = train_results
+def test_ranks_see_disjoint_data_and_together_all_of_it(results):
+    _, results = results
     data = {bytes(x.flatten().tolist()): i for i, x in enumerate(images(64))}
     assert len(data) == 64
     seen = [[data[bytes(x.flatten().tolist())] for x in r["train"]["seen"]] for r in results]
@@ -269,16 +269,16 @@ def test_ranks_see_disjoint_data_and_together_all_of_it(train_results):
     assert sorted(seen[0] + seen[1]) == list(range(64))
 
 
-def test_ranks_stay_identical_and_only_rank_0_saves(train_results):
-    _, (a, b) = train_results
+def test_ranks_stay_identical_and_only_rank_0_saves(results):
+    _, (a, b) = results
     for name, value in a["train"]["whole"].items():
         assert torch.equal(b["train"]["whole"][name], value), name
     assert a["train"]["history"] == b["train"]["history"]  # same losses, evaluations and seconds
     assert a["train"]["saves"] and not b["train"]["saves"]
 
 
-def test_resumed_distributed_run_equals_an_uninterrupted_one(train_results):
-    folder, (a, _) = train_results
+def test_resumed_distributed_run_equals_an_uninterrupted_one(results):
+    folder, (a, _) = results
     assert a["train"]["history_resumed"]["loss"] == pytest.approx(a["train"]["history"]["loss"], rel=1e-6)
     for name, value in a["train"]["whole"].items():
         torch.testing.assert_close(a["train"]["resumed"][name], value, rtol=1e-6, atol=1e-7, msg=name)
@@ -288,8 +288,8 @@ def test_resumed_distributed_run_equals_an_uninterrupted_one(train_results):
         assert torch.equal(a["train"]["whole"][name], value), name
 
 
-def test_a_nan_on_one_rank_stops_every_rank_with_one_message(tmp_path):
-    results = launch(tmp_path, "nan")
+def test_a_nan_on_one_rank_stops_every_rank_with_one_message(results):
+    tmp_path, results = results
     messages = [r["nan"]["message"] for r in results]
     assert messages[0] is not None and messages[0] == messages[1]
     assert messages[0].startswith("the loss became nan at step 5;")
@@ -302,18 +302,27 @@ def test_torchrun_runs_the_command_line(tmp_path):
     torchrun = Path(sys.executable).with_name("torchrun")
     args = ["--standalone", "--nproc_per_node=2", "-m", "flowlib.train", "--dataset", "mnist", "--steps", "2",
             "--batch-size", "8", "--eval-every", "2", "--eval-images", "20", "--limit-train", "64", "--hidden", "4",
-            "--steps-per-level", "1", "--device", "cpu", "--no-progress"]
-    bad = subprocess.Popen([str(torchrun), *args, "--batch-size", "7", "--out", str(tmp_path / "bad.pt")], cwd=ROOT,
-                           env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    good = subprocess.Popen([str(torchrun), *args, "--out", str(tmp_path / "c.pt")], cwd=ROOT, env=child_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    (bad_code, bad_out), (code, out) = wait_all([bad, good], TIMEOUT)
+            "--steps-per-level", "1", "--device", "cpu", "--no-progress", "--out", str(tmp_path / "c.pt")]
+    run = subprocess.Popen([str(torchrun), *args], cwd=ROOT, env=child_env(), stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+    [(code, out)] = wait_all([run], TIMEOUT)
     assert code == 0, out
     assert out.count("test bits/dim") == 1  # rank 0 alone reports
     model, ckpt = load_checkpoint(tmp_path / "c.pt")
     assert ckpt["step"] == 2 and ckpt["metrics"]["world_size"] == 2
-    assert bad_code != 0 and not (tmp_path / "bad.pt").exists()
-    assert "error: --batch-size 7 is the global batch, split across the 2 processes of torchrun" in bad_out
+
+
+def test_a_batch_that_does_not_split_evenly_is_refused(tmp_path, capsys, monkeypatch):
+    import flowlib.train as train_mod
+
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as torchrun --nproc_per_node=2 would set it
+    monkeypatch.setattr(dist, "init", lambda *a, **k: pytest.fail("joined a process group"))
+    code = train_mod.main(["--out", str(tmp_path / "c.pt"), "--steps", "2", "--batch-size", "7", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith("error: --batch-size 7 is the global batch, split across the 2 processes of torchrun; pass a "
+                          "multiple of 2")
+    assert list(tmp_path.iterdir()) == []
 
 
 if __name__ == "__main__":

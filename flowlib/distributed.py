@@ -29,6 +29,7 @@ What the ranks must agree on, and how they do here:
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -186,5 +187,7 @@ def wrap_loss(model: nn.Module, loss_fn: Callable[[nn.Module, Tensor], Tensor]) 
     if not is_active():
         return module
     device = next(model.parameters()).device
-    return DistributedDataParallel(module, device_ids=[device] if device.type == "cuda" else None,
-                                   broadcast_buffers=False)
+    # newer PyTorch renamed the switch; both keep the broadcast at construction
+    new_name = "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+    no_resync = {"forward_sync_buffers": False} if new_name else {"broadcast_buffers": False}
+    return DistributedDataParallel(module, device_ids=[device] if device.type == "cuda" else None, **no_resync)

@@ -2,6 +2,7 @@
 
     python -m flowlib.train --dataset mnist --out runs/mnist.pt --steps 3000
     python -m flowlib.train --dataset mnist --out runs/mnist.pt --steps 6000 --resume runs/mnist.pt
+    torchrun --nproc_per_node=2 -m flowlib.train --dataset mnist --out runs/mnist.pt --steps 3000   # flowlib.distributed
 
 The device is picked automatically (CUDA, else Apple MPS, else CPU). Training uses Adam
 (AdamW with ``--weight-decay``), a linear warm-up then cosine decay of the learning rate,

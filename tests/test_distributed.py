@@ -202,7 +202,7 @@ def worker(scenarios: list[str], folder: Path) -> None:
 # ---- the tests ------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory):
+def launched(tmp_path_factory):
     """One launch of two ranks for every scenario (starting the processes is the slow part)."""
     folder = tmp_path_factory.mktemp("dist")
     return folder, launch(folder, "step", "actnorm", "eval", "train", "nan")
@@ -227,8 +227,8 @@ def test_shards_are_disjoint_and_cover_the_epoch():
         next(dist.shard_batches(data, 6, world_size=4))
 
 
-def test_one_step_on_two_ranks_equals_one_step_on_both_batches(results):
-    _, results = results
+def test_one_step_on_two_ranks_equals_one_step_on_both_batches(launched):
+    _, results = launched
     both = images(16, seed=1)
     model = start_model()
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -244,23 +244,23 @@ def test_one_step_on_two_ranks_equals_one_step_on_both_batches(results):
     assert any(not torch.allclose(alone.state_dict()[k], model.state_dict()[k], rtol=1e-5, atol=1e-6) for k in before)
 
 
-def test_every_rank_starts_from_rank_0s_actnorm_initialisation(results):
-    _, results = results
+def test_every_rank_starts_from_rank_0s_actnorm_initialisation(launched):
+    _, results = launched
     a, b = (r["actnorm"] for r in results)
     assert not torch.equal(a["before"]["pre.layers.0.bias"], b["before"]["pre.layers.0.bias"])  # they did differ
     for name, value in a["before"].items():
         assert torch.equal(a["after"][name], value) and torch.equal(b["after"][name], value), name
 
 
-def test_evaluation_counts_every_image_once(results):
-    _, results = results
+def test_evaluation_counts_every_image_once(launched):
+    _, results = launched
     x = torch.arange(7, dtype=torch.uint8).view(7, 1, 1, 1) * 10
     assert evaluate_bpd(Stub(), x) == pytest.approx(30.0)
     assert [r["eval"]["bpd"] for r in results] == [30.0, 30.0]
 
 
-def test_ranks_see_disjoint_data_and_together_all_of_it(results):
-    _, results = results
+def test_ranks_see_disjoint_data_and_together_all_of_it(launched):
+    _, results = launched
     data = {bytes(x.flatten().tolist()): i for i, x in enumerate(images(64))}
     assert len(data) == 64
     seen = [[data[bytes(x.flatten().tolist())] for x in r["train"]["seen"]] for r in results]
@@ -269,16 +269,16 @@ def test_ranks_see_disjoint_data_and_together_all_of_it(results):
     assert sorted(seen[0] + seen[1]) == list(range(64))
 
 
-def test_ranks_stay_identical_and_only_rank_0_saves(results):
-    _, (a, b) = results
+def test_ranks_stay_identical_and_only_rank_0_saves(launched):
+    _, (a, b) = launched
     for name, value in a["train"]["whole"].items():
         assert torch.equal(b["train"]["whole"][name], value), name
     assert a["train"]["history"] == b["train"]["history"]  # same losses, evaluations and seconds
     assert a["train"]["saves"] and not b["train"]["saves"]
 
 
-def test_resumed_distributed_run_equals_an_uninterrupted_one(results):
-    folder, (a, _) = results
+def test_resumed_distributed_run_equals_an_uninterrupted_one(launched):
+    folder, (a, _) = launched
     assert a["train"]["history_resumed"]["loss"] == pytest.approx(a["train"]["history"]["loss"], rel=1e-6)
     for name, value in a["train"]["whole"].items():
         torch.testing.assert_close(a["train"]["resumed"][name], value, rtol=1e-6, atol=1e-7, msg=name)
@@ -288,8 +288,8 @@ def test_resumed_distributed_run_equals_an_uninterrupted_one(results):
         assert torch.equal(a["train"]["whole"][name], value), name
 
 
-def test_a_nan_on_one_rank_stops_every_rank_with_one_message(results):
-    tmp_path, results = results
+def test_a_nan_on_one_rank_stops_every_rank_with_one_message(launched):
+    tmp_path, results = launched
     messages = [r["nan"]["message"] for r in results]
     assert messages[0] is not None and messages[0] == messages[1]
     assert messages[0].startswith("the loss became nan at step 5;")

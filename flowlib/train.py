@@ -416,6 +416,9 @@ def main(argv: list[str] | None = None) -> int:
                         f"budget, so pass more than {done / 60:.1f}")
         cli.require(tc.batch_size % world == 0, f"--batch-size {tc.batch_size} is the global batch, split across the "
                                                 f"{world} processes of torchrun; pass a multiple of {world}")
+        cli.require(world == 1 or tc.limit_train is None or tc.limit_train >= tc.batch_size,
+                    f"--limit-train {tc.limit_train} is fewer images than one global batch of {tc.batch_size}; "
+                    f"pass at least {tc.batch_size}")
         if first_rank:  # only rank 0 writes --out
             cli.require(args.force or not (Path(args.out).is_file() and is_listed(args.out)),
                         f"--out {args.out} is a shipped checkpoint listed in SHA256SUMS; write to another file "

@@ -323,6 +323,11 @@ def test_a_batch_that_does_not_split_evenly_is_refused(tmp_path, capsys, monkeyp
     assert err.startswith("error: --batch-size 7 is the global batch, split across the 2 processes of torchrun; pass a "
                           "multiple of 2")
     assert list(tmp_path.iterdir()) == []
+    code = train_mod.main(["--out", str(tmp_path / "c.pt"), "--steps", "2", "--batch-size", "8", "--limit-train", "4",
+                           "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 2 and err == "error: --limit-train 4 is fewer images than one global batch of 8; pass at least 8\n"
+    assert list(tmp_path.iterdir()) == []
 
 
 if __name__ == "__main__":

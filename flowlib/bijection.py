@@ -8,6 +8,10 @@ Jacobian of the map that was applied, one number per example::
     x, logdet = layer.inverse(z)     # logdet = log|det dx/dz| = -log|det dz/dx|
 
 The change-of-variables formula then gives ``log p_x(x) = log p_z(z) + logdet``.
+
+A *conditional* layer (notebook 08) also takes a condition ``c`` in both directions,
+``forward(x, cond)`` and ``inverse(z, cond)``: for every fixed ``c`` it is a bijection of
+``x``, so ``log p(x|c) = log p_z(z|c) + logdet(x; c)``.
 """
 
 from __future__ import annotations
@@ -74,7 +78,12 @@ class Bijection(nn.Module):
     Subclasses implement ``forward(x) -> (z, logdet)`` (data -> latent) and
     ``inverse(z) -> (x, logdet)`` (latent -> data). ``logdet`` always has shape
     ``(B,)`` and lives on the input's device and dtype.
+
+    A conditional layer sets ``takes_cond = True`` and takes ``cond`` as a second argument in
+    both directions; :class:`Sequential` hands its ``cond`` to those layers only.
     """
+
+    takes_cond = False
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:  # pragma: no cover - interface
         raise NotImplementedError
@@ -87,7 +96,10 @@ class Sequential(Bijection):
     """Composition ``f_K o ... o f_1``: log-dets add up, the inverse runs backwards.
 
     ``log|det J_{f_K o ... o f_1}(x)| = sum_k log|det J_{f_k}(x_{k-1})|`` by the chain rule.
+    A ``cond`` given to it reaches every layer with ``takes_cond = True``.
     """
+
+    takes_cond = True
 
     def __init__(self, *layers: Bijection):
         super().__init__()
@@ -98,17 +110,17 @@ class Sequential(Bijection):
                 raise TypeError(f"layer {i} is a {type(layer).__name__}, not a flowlib Bijection")
         self.layers = nn.ModuleList(layers)
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         logdet = x.new_zeros(x.shape[0])
         for layer in self.layers:
-            x, ld = layer(x)
+            x, ld = layer(x, cond) if cond is not None and layer.takes_cond else layer(x)
             logdet = logdet + ld
         return x, logdet
 
-    def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
+    def inverse(self, z: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         logdet = z.new_zeros(z.shape[0])
         for layer in reversed(self.layers):
-            z, ld = layer.inverse(z)
+            z, ld = layer.inverse(z, cond) if cond is not None and layer.takes_cond else layer.inverse(z)
             logdet = logdet + ld
         return z, logdet
 

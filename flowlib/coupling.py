@@ -58,6 +58,8 @@ def channel_mask(channels: int, parity: int = 0) -> Tensor:
 
 
 class _Coupling(Bijection):
+    takes_cond = True
+
     def __init__(self, mask: Tensor, conditioner: nn.Module):
         super().__init__()
         if not ((mask == 0) | (mask == 1)).all():
@@ -165,6 +167,8 @@ class ChannelAffineCoupling(Bijection):
     conditioner maps ``(B, C_a, H, W)`` to ``(B, 2 (C - C_a), H, W)``: no zero inputs, no
     discarded outputs.
     """
+
+    takes_cond = True
 
     def __init__(self, channels: int, conditioner: nn.Module, scale_bound: float = 2.0, learn_bound: bool = False):
         super().__init__()

@@ -1,9 +1,12 @@
-"""Test bits/dim of a checkpoint (notebook 06).
+"""Test bits/dim of a checkpoint (notebook 06; conditional models, notebook 08).
 
     python -m flowlib.evaluate --checkpoint data/checkpoints/mnist.pt --split test --importance-samples 8 --json
 
 With ``--json`` the last line printed is a JSON object with ``bpd``, ``dataset``, ``split``,
-``n``, ``importance_samples`` (and more).
+``n``, ``importance_samples`` (and more). For a conditional model the bits/dim are those of
+``x`` given its condition (:func:`flowlib.conditional.make_condition`, evaluation form: the
+bottom half hidden for ``"mask"``), and ``condition`` names it; a class-conditional model also
+reports ``accuracy``, the test accuracy of its Bayes classifier ``argmax_c p(x | c)``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import torch
 from . import cli
 from . import distributed as dist
 from .checkpoint import CheckpointError, load_checkpoint, sha256_of
+from .conditional import classify, make_condition
 from .data import DATASETS, DatasetNotFoundError, load_images
 from .model import MultiScaleFlow
 
@@ -25,8 +29,11 @@ __all__ = ["evaluate_bpd", "main"]
 
 @torch.no_grad()
 def evaluate_bpd(model: MultiScaleFlow, images: torch.Tensor, batch_size: int = 500, importance_samples: int = 1,
-                 progress: bool = False, distributed: bool = False) -> float:
+                 progress: bool = False, distributed: bool = False, labels: torch.Tensor | None = None) -> float:
     """Mean bits/dim of ``images`` (uint8, any device) under ``model``; K>1 uses importance weighting.
+
+    A conditional model is scored given the evaluation condition of each image
+    (:func:`flowlib.conditional.make_condition`); a class-conditional one needs the ``labels``.
 
     The one evaluation used by training, ``python -m flowlib.evaluate`` and ``flowlib.bench``.
     ``distributed=True`` (every rank of the process group calls it with the same ``images``)
@@ -39,17 +46,29 @@ def evaluate_bpd(model: MultiScaleFlow, images: torch.Tensor, batch_size: int = 
         raise ValueError("no images to evaluate; pass at least one")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
+    condition = getattr(getattr(model, "config", None), "condition", None)
+    if condition == "class" and labels is None:
+        raise ValueError("this model is class-conditional: pass the labels of the images (labels=...)")
+    if labels is not None and len(labels) != len(images):
+        raise ValueError(f"got {len(labels)} labels for {len(images)} images; pass one label per image")
+    if labels is None:
+        labels = torch.zeros(len(images), dtype=torch.long)  # unused: only "class" reads them
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     total, n = 0.0, 0
-    mine = images.tensor_split(dist.world_size())[dist.rank()] if distributed else images
-    for chunk in tqdm(mine.split(batch_size), desc="evaluating", disable=not progress, leave=False):
+    mine, my_labels = images, labels
+    if distributed:
+        mine, my_labels = (t.tensor_split(dist.world_size())[dist.rank()] for t in (images, labels))
+    for chunk, chunk_labels in tqdm(list(zip(mine.split(batch_size), my_labels.split(batch_size))), desc="evaluating",
+                                    disable=not progress, leave=False):
         chunk = chunk.to(device)
+        # an unconditional model is called with the images alone
+        cond = () if condition is None else (make_condition(model.config, chunk, chunk_labels.to(device)),)
         if importance_samples > 1:
-            bpd = model.importance_bits_per_dim(chunk, importance_samples)
+            bpd = model.importance_bits_per_dim(chunk, importance_samples, *cond)
         else:
-            bpd = model.bits_per_dim(chunk)
+            bpd = model.bits_per_dim(chunk, *cond)
         total += bpd.double().sum().item()
         n += chunk.shape[0]
     model.train(was_training)
@@ -90,15 +109,22 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     t0 = time.perf_counter()
     bpd = evaluate_bpd(model, data.images, batch_size=args.batch_size, importance_samples=args.importance_samples,
-                       progress=not args.no_progress)
+                       progress=not args.no_progress, labels=data.labels)
+    condition = cfg.condition
+    given = "" if condition is None else f" given {condition}"
+    accuracy = None
+    if condition == "class":
+        accuracy = (classify(model, data.images.to(device), args.batch_size) == data.labels).double().mean().item()
     seconds = time.perf_counter() - t0
-    print(f"{ckpt['dataset']} {args.split}: {bpd:.4f} bits/dim over {len(data)} images "
+    print(f"{ckpt['dataset']} {args.split}: {bpd:.4f} bits/dim{given} over {len(data)} images "
           f"(K={args.importance_samples}, {seconds:.1f} s on {device})")
+    if accuracy is not None:
+        print(f"Bayes classifier argmax_c p(x|c): accuracy {accuracy:.4f} over {len(data)} images")
     if args.json:
         print(json.dumps({"bpd": bpd, "dataset": ckpt["dataset"], "split": args.split, "n": len(data),
                           "importance_samples": args.importance_samples, "checkpoint": str(args.checkpoint),
                           "sha256": sha256_of(args.checkpoint), "step": ckpt["step"], "seconds": round(seconds, 2),
-                          "device": str(device)}))
+                          "device": str(device), "condition": condition, "accuracy": accuracy}))
     return 0
 
 

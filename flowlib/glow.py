@@ -29,20 +29,23 @@ class GlowStep(Sequential):
         split: compute the coupling by slicing the channels (:class:`ChannelAffineCoupling`, the
             default) or with a channel mask (:class:`AffineCoupling`, as notebook 05 first
             builds it, and as checkpoints made before the sliced version were trained).
+        cond_channels: channels of a condition fed to the conditioner (notebook 08); then
+            ``forward(x, cond)`` and ``inverse(z, cond)`` take ``cond: (B, E)`` or ``(B, E, H, W)``.
     """
 
     def __init__(self, channels: int, hidden: int = 64, blocks: int = 1, lu: bool = True, scale_bound: float = 2.0,
-                 learn_bound: bool = False, split: bool = True):
+                 learn_bound: bool = False, split: bool = True, cond_channels: int = 0):
         if channels % 2:
             raise ValueError(f"GlowStep needs an even number of channels, got {channels}")
         conv = InvConv1x1LU(channels) if lu else InvConv1x1(channels)
         if split:
             half = channels // 2
-            coupling = ChannelAffineCoupling(channels, GatedResNet(half, 2 * half, hidden=hidden, blocks=blocks),
-                                             scale_bound=scale_bound, learn_bound=learn_bound)
+            net = GatedResNet(half, 2 * half, hidden=hidden, blocks=blocks, cond_channels=cond_channels)
+            coupling = ChannelAffineCoupling(channels, net, scale_bound=scale_bound, learn_bound=learn_bound)
         else:
             coupling = AffineCoupling(channel_mask(channels),
-                                      GatedResNet(channels, 2 * channels, hidden=hidden, blocks=blocks),
+                                      GatedResNet(channels, 2 * channels, hidden=hidden, blocks=blocks,
+                                                  cond_channels=cond_channels),
                                       scale_bound=scale_bound, learn_bound=learn_bound)
         super().__init__(ActNorm(channels), conv, coupling)
 

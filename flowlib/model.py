@@ -15,6 +15,11 @@ layer's log-det, the logit's, the 256-bin term and ``-log q(u|x)`` of the dequan
 Built from the parts of notebooks 02-05: RealNVP (Dinh et al. 2017) for the multi-scale
 architecture, Glow (Kingma & Dhariwal 2018) for the steps and the split prior, Flow++
 (Ho et al. 2019) for variational dequantization.
+
+A conditional model (``FlowConfig.condition``, notebook 08) models ``p(x | c)``: every method
+that maps images or latents takes the condition as ``cond`` (see :mod:`flowlib.conditional`),
+every coupling's conditioner and every prior sees it, and the coarsest latent gets a
+condition-dependent Gaussian prior (:class:`~flowlib.multiscale.ConditionalPrior`).
 """
 
 from __future__ import annotations
@@ -28,10 +33,11 @@ from torch import Tensor, nn
 
 from .actnorm import ActNorm
 from .bijection import Sequential, check_input, skip_finite_checks
+from .conditional import CONDITIONS, ConditionEncoder
 from .coupling import AffineCoupling, checkerboard_mask
 from .dequantize import UniformDequantization, VariationalDequantization, check_pixels
 from .glow import GlowStep
-from .multiscale import SplitPrior, Squeeze, split
+from .multiscale import ConditionalPrior, SplitPrior, Squeeze, split
 from .nets import GatedResNet
 
 __all__ = ["FlowConfig", "MultiScaleFlow"]
@@ -70,6 +76,11 @@ class FlowConfig:
         learn_bound: learn that bound per channel, starting from ``scale_bound``.
         split_couplings: Glow steps slice the channels instead of masking them (same map,
             half the conditioner input; ``False`` for checkpoints made before this existed).
+        condition: ``None`` (unconditional), ``"class"``, ``"lowres"`` or ``"mask"``; see
+            :mod:`flowlib.conditional`. The other fields below matter only for a conditional model.
+        num_classes: labels lie in ``[0, num_classes)`` (``"class"``).
+        lowres_size: side of the low-resolution copy (``"lowres"``); divides ``size``.
+        cond_features: E, channels of the class embedding or of the encoded image condition.
     """
 
     channels: int = 1
@@ -87,6 +98,10 @@ class FlowConfig:
     scale_bound: float = 2.0
     learn_bound: bool = False
     split_couplings: bool = True
+    condition: str | None = None
+    num_classes: int = 10
+    lowres_size: int = 7
+    cond_features: int = 16
 
     def __post_init__(self) -> None:
         """Reject a config that cannot build a working model, naming the field and the allowed values."""
@@ -112,6 +127,10 @@ class FlowConfig:
             raise ValueError(f"alpha must be in [0, 0.5), got {self.alpha}")
         if self.scale_bound <= 0:
             raise ValueError(f"scale_bound must be > 0, got {self.scale_bound}")
+        if self.condition is not None and self.condition not in CONDITIONS:
+            raise ValueError(f"condition must be None or one of {list(CONDITIONS)}, got {self.condition!r}")
+        if self.condition == "lowres" and self.size % self.lowres_size:
+            raise ValueError(f"lowres_size {self.lowres_size} must divide size {self.size}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -138,14 +157,15 @@ class MultiScaleFlow(nn.Module):
         cfg = config or FlowConfig()
         self.config = cfg
         c, s = cfg.channels, cfg.size
+        e = cfg.cond_features if cfg.condition else 0  # condition channels every conditioner and prior gets
         if cfg.dequantization == "variational":
             self.dequant = VariationalDequantization(c, cfg.deq_hidden, cfg.deq_layers, alpha=cfg.alpha, size=(s, s))
         else:
             self.dequant = UniformDequantization(alpha=cfg.alpha)
         pre = []
         for i in range(cfg.pre_steps):
-            pre += [ActNorm(c), AffineCoupling(checkerboard_mask(s, s, parity=i % 2),
-                                               GatedResNet(c, 2 * c, hidden=cfg.hidden // 2, blocks=cfg.blocks),
+            net = GatedResNet(c, 2 * c, hidden=cfg.hidden // 2, blocks=cfg.blocks, cond_channels=e)
+            pre += [ActNorm(c), AffineCoupling(checkerboard_mask(s, s, parity=i % 2), net,
                                                scale_bound=cfg.scale_bound, learn_bound=cfg.learn_bound)]
         self.pre = Sequential(*pre)
         self.levels = nn.ModuleList()
@@ -154,49 +174,106 @@ class MultiScaleFlow(nn.Module):
         for level in range(cfg.levels):
             c, s = 4 * c, s // 2
             steps = [GlowStep(c, hidden=cfg.hidden, blocks=cfg.blocks, scale_bound=cfg.scale_bound,
-                              learn_bound=cfg.learn_bound, split=cfg.split_couplings)
+                              learn_bound=cfg.learn_bound, split=cfg.split_couplings, cond_channels=e)
                      for _ in range(cfg.steps_per_level)]
             self.levels.append(Sequential(Squeeze(), *steps))
             if level < cfg.levels - 1:
-                self.priors.append(SplitPrior(c) if cfg.split_prior else Sequential())
+                self.priors.append(SplitPrior(c, cond_channels=e) if cfg.split_prior else Sequential())
                 self.latent_shapes.append((c // 2, s, s))
                 c = c // 2
         self.latent_shapes.append((c, s, s))
         self.num_dims = cfg.channels * cfg.size * cfg.size
+        if cfg.condition:  # only conditional models have these, so unconditional checkpoints keep their keys
+            self.cond_encoder = ConditionEncoder(cfg)
+            self.top_prior = ConditionalPrior(c, e)
+
+    # ---- the condition ---------------------------------------------------------------------------
+    @property
+    def condition_shape(self) -> tuple[int, ...] | None:
+        """Shape of one example's ``cond``: ``()`` for a label, ``(C', H', W')`` for an image; None if unconditional."""
+        cfg = self.config
+        return {None: None, "class": (), "lowres": (cfg.channels, cfg.lowres_size, cfg.lowres_size),
+                "mask": (cfg.channels + 1, cfg.size, cfg.size)}[cfg.condition]
+
+    def _check_condition(self, cond: Tensor | None, n: int) -> None:
+        kind = self.config.condition
+        if kind is None:
+            if cond is not None:
+                raise TypeError("this model is unconditional (its config has condition=None); call it without cond")
+            return
+        if cond is None:
+            raise TypeError(f"this model is conditioned on {kind!r}: pass cond= (see flowlib.conditional.make_condition)")
+        if not isinstance(cond, Tensor):
+            raise TypeError(f"cond must be a torch.Tensor, got {type(cond).__name__}")
+        want = (n, *self.condition_shape)
+        if kind == "class":
+            if cond.dtype == torch.bool or cond.is_floating_point() or cond.is_complex():
+                raise TypeError(f"class labels must be an integer tensor (torch.long) of shape (B,), got dtype {cond.dtype}")
+            if tuple(cond.shape) != want:
+                raise ValueError(f"class labels must have shape ({n},), one per image, got {tuple(cond.shape)}")
+            lo, hi = cond.min().item(), cond.max().item()
+            if lo < 0 or hi >= self.config.num_classes:
+                raise ValueError(f"class labels must lie in [0, {self.config.num_classes}), got values from {lo} to {hi}")
+            return
+        if not cond.is_floating_point():
+            raise TypeError(f"a {kind!r} condition is a float image in [0, 1], got dtype {cond.dtype}; "
+                            f"make it with flowlib.conditional.make_condition")
+        if tuple(cond.shape) != want:
+            raise ValueError(f"a {kind!r} condition must have shape {want} for {n} images, got {tuple(cond.shape)}; "
+                             f"make it with flowlib.conditional.make_condition")
+        if not torch.isfinite(cond).all() or cond.min() < 0 or cond.max() > 1:
+            raise ValueError(f"a {kind!r} condition must hold intensities in [0, 1]; "
+                             f"make it with flowlib.conditional.make_condition")
+
+    def _features(self, cond: Tensor | None, n: int) -> list[Tensor | None]:
+        """The checked condition -> its features at each resolution (``levels + 1`` entries; all None if unconditional)."""
+        self._check_condition(cond, n)
+        if cond is None:
+            return [None] * (len(self.levels) + 1)
+        if cond.is_floating_point():
+            cond = cond.to(self._device(), self._dtype())
+        return self.cond_encoder(cond.to(self._device()))
 
     # ---- the bijective part: continuous y (logit space) <-> latents -----------------------
-    def transform(self, y: Tensor) -> tuple[list[Tensor], Tensor]:
-        """``y: (B, C, H, W)`` logit-space images -> (list of latents, logdet ``(B,)``)."""
-        h, logdet = self.pre(y)
+    def transform(self, y: Tensor, cond: Tensor | None = None) -> tuple[list[Tensor], Tensor]:
+        """``y: (B, C, H, W)`` logit-space images (and their condition) -> (list of latents, logdet ``(B,)``)."""
+        feats = self._features(cond, y.shape[0])  # feats[0] at full resolution, feats[i + 1] for level i
+        h, logdet = self.pre(y, feats[0])
         latents = []
         for i, level in enumerate(self.levels):
-            h, ld = level(h)
+            h, ld = level(h, feats[i + 1])
             logdet = logdet + ld
             if i < len(self.priors):
-                h, ld = self.priors[i](h)
+                h, ld = self.priors[i](h, feats[i + 1])
                 logdet = logdet + ld
                 h, z = split(h)
                 latents.append(z)
+        if self.config.condition:
+            h, ld = self.top_prior(h, feats[-1])
+            logdet = logdet + ld
         latents.append(h)
         return latents, logdet
 
-    def untransform(self, latents: list[Tensor]) -> tuple[Tensor, Tensor]:
-        """Inverse of :meth:`transform`: latents -> (y, logdet of the inverse)."""
+    def untransform(self, latents: list[Tensor], cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Inverse of :meth:`transform`: latents (and the condition) -> (y, logdet of the inverse)."""
         self._check_latents(latents)
+        feats = self._features(cond, latents[-1].shape[0])
         with skip_finite_checks():  # checked once above; the layers need not scan again
-            return self._untransform(latents)
+            return self._untransform(latents, feats)
 
-    def _untransform(self, latents: list[Tensor]) -> tuple[Tensor, Tensor]:
+    def _untransform(self, latents: list[Tensor], feats: list[Tensor | None]) -> tuple[Tensor, Tensor]:
         h = latents[-1]
         logdet = h.new_zeros(h.shape[0])
+        if self.config.condition:
+            h, logdet = self.top_prior.inverse(h, feats[-1])
         for i in reversed(range(len(self.levels))):
             if i < len(self.priors):
                 h = torch.cat([h, latents[i]], dim=1)
-                h, ld = self.priors[i].inverse(h)
+                h, ld = self.priors[i].inverse(h, feats[i + 1])
                 logdet = logdet + ld
-            h, ld = self.levels[i].inverse(h)
+            h, ld = self.levels[i].inverse(h, feats[i + 1])
             logdet = logdet + ld
-        y, ld = self.pre.inverse(h)
+        y, ld = self.pre.inverse(h, feats[0])
         return y, logdet + ld
 
     def _check_latents(self, latents: list[Tensor]) -> None:
@@ -224,16 +301,38 @@ class MultiScaleFlow(nn.Module):
     def _device(self) -> torch.device:
         return next(self.parameters()).device
 
-    def log_prob(self, x: Tensor) -> Tensor:
-        """Dequantized log-likelihood (nats) of integer images ``x``, one noise sample; ``(B,)``.
+    def log_prob(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
+        """Dequantized log-likelihood (nats) of integer images ``x`` (given ``cond``), one noise sample; ``(B,)``.
 
-        A lower bound on ``log P(x)`` in expectation over the noise.
+        A lower bound on ``log P(x)`` (``log P(x | c)``) in expectation over the noise.
         """
         self._check_images(x)
+        self._check_condition(cond, x.shape[0])  # before the dequantization runs
         with skip_finite_checks():  # the integer pixels were checked; the layers need not scan again
             y, logdet = self.dequant(x.to(self._device(), self._dtype()))
-            latents, ld = self.transform(y)
+            latents, ld = self.transform(y, cond)
         return self._log_normal(latents) + logdet + ld
+
+    @torch.no_grad()
+    def class_log_likelihoods(self, x: Tensor) -> Tensor:
+        r"""``log p(x | c)`` in nats for every class ``c``, ``(B, num_classes)``, of a class-conditional model.
+
+        All classes share one dequantization sample, so their differences are not blurred by the
+        noise. Bayes' rule with a uniform ``p(c)``: ``log p(c | x) = log_softmax`` of these over ``c``
+        (:func:`flowlib.conditional.classify`).
+        """
+        if self.config.condition != "class":
+            raise TypeError(f"class_log_likelihoods needs a class-conditional model; this one has "
+                            f"condition={self.config.condition!r}")
+        self._check_images(x)
+        with skip_finite_checks():
+            y, logdet = self.dequant(x.to(self._device(), self._dtype()))
+            out = []
+            for c in range(self.config.num_classes):
+                labels = torch.full((x.shape[0],), c, dtype=torch.long, device=y.device)
+                latents, ld = self.transform(y, labels)
+                out.append(self._log_normal(latents) + logdet + ld)
+        return torch.stack(out, dim=1)
 
     @staticmethod
     def _log_normal(latents: list[Tensor]) -> Tensor:
@@ -242,38 +341,39 @@ class MultiScaleFlow(nn.Module):
             total = total - 0.5 * z.pow(2).flatten(1).sum(1) - 0.5 * z[0].numel() * math.log(2 * math.pi)
         return total
 
-    def bits_per_dim(self, x: Tensor) -> Tensor:
-        """``-log_prob(x) / (D ln 2)`` per image, ``(B,)``."""
-        return -self.log_prob(x) / (self.num_dims * LOG2)
+    def bits_per_dim(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
+        """``-log_prob(x, cond) / (D ln 2)`` per image, ``(B,)``."""
+        return -self.log_prob(x, cond) / (self.num_dims * LOG2)
 
     @torch.no_grad()
-    def importance_bits_per_dim(self, x: Tensor, samples: int = 8) -> Tensor:
+    def importance_bits_per_dim(self, x: Tensor, samples: int = 8, cond: Tensor | None = None) -> Tensor:
         r"""Bits/dim from ``K = samples`` dequantization samples per image, ``(B,)``.
 
         ``log P(x) ~ logsumexp_k [log p(x + u_k) - log q(u_k|x)] - log K``: a tighter bound
         than one sample, converging to ``log P(x)`` as ``K`` grows (Ho et al. 2019, sec. 3.1).
         """
         samples = _check_count("samples", samples, 1)
-        lps = torch.stack([self.log_prob(x) for _ in range(samples)])
+        lps = torch.stack([self.log_prob(x, cond) for _ in range(samples)])
         log_px = torch.logsumexp(lps, dim=0) - math.log(samples)
         return -log_px / (self.num_dims * LOG2)
 
     @torch.no_grad()
-    def encode(self, x: Tensor, sample_noise: bool = False) -> list[Tensor]:
+    def encode(self, x: Tensor, cond: Tensor | None = None, sample_noise: bool = False) -> list[Tensor]:
         """Integer images -> list of latents, finest scale first, coarsest last.
 
         With ``sample_noise=False`` (default) the dequantization noise is fixed (bin centres),
         so the same image always gives the same latents.
         """
         self._check_images(x)
+        self._check_condition(cond, x.shape[0])
         with skip_finite_checks():
             y, _ = self._dequantize(x.to(self._device()), sample_noise)
-            return self.transform(y)[0]
+            return self.transform(y, cond)[0]
 
     @torch.no_grad()
-    def decode(self, latents: list[Tensor], quantize: bool = True) -> Tensor:
-        """Latents -> images: uint8 pixels (``quantize=True``) or intensities in ``[0, 1]``."""
-        y, _ = self.untransform(latents)
+    def decode(self, latents: list[Tensor], cond: Tensor | None = None, quantize: bool = True) -> Tensor:
+        """Latents (and the condition) -> images: uint8 pixels (``quantize=True``) or intensities in ``[0, 1]``."""
+        y, _ = self.untransform(latents, cond)
         if quantize:
             return self.dequant.inverse(y)[0].to(torch.uint8)
         return self.dequant.to_unit(y)
@@ -288,9 +388,14 @@ class MultiScaleFlow(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None,
-               quantize: bool = True) -> Tensor:
-        """Draw ``n`` images; ``temperature < 1`` trades diversity for cleaner samples (Glow, sec. 5)."""
-        return self.decode(self.sample_latents(n, temperature, generator), quantize=quantize)
+               quantize: bool = True, cond: Tensor | None = None) -> Tensor:
+        """Draw ``n`` images (given ``cond``, one per image); ``temperature < 1`` trades diversity for cleaner samples.
+
+        (Glow, sec. 5.)
+        """
+        n = _check_count("n", n, 1)
+        self._check_condition(cond, n)
+        return self.decode(self.sample_latents(n, temperature, generator), cond, quantize=quantize)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

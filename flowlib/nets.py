@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-__all__ = ["MLP", "ConvNet", "GatedResNet", "zero_init"]
+__all__ = ["MLP", "ConvNet", "GatedResNet", "zero_init", "broadcast_cond"]
 
 
 def zero_init(layer: nn.Module) -> nn.Module:
@@ -19,6 +19,16 @@ def zero_init(layer: nn.Module) -> nn.Module:
     if getattr(layer, "bias", None) is not None:
         nn.init.zeros_(layer.bias)
     return layer
+
+
+def broadcast_cond(cond: Tensor, x: Tensor) -> Tensor:
+    """A condition ``(B, E)`` (e.g. a class embedding) repeated over the pixels of ``x`` as ``(B, E, H, W)``.
+
+    A condition that is already a map ``(B, E, H, W)`` passes unchanged (in ``x``'s dtype).
+    """
+    if cond.dim() == 2:
+        cond = cond[:, :, None, None].expand(-1, -1, *x.shape[2:])
+    return cond.to(x.dtype)
 
 
 class MLP(nn.Module):
@@ -101,7 +111,5 @@ class GatedResNet(nn.Module):
         if self.cond_channels:
             if cond is None:
                 raise ValueError("this GatedResNet was built with cond_channels > 0 and needs cond")
-            if cond.dim() == 2:
-                cond = cond[:, :, None, None].expand(-1, -1, *x.shape[2:])
-            x = torch.cat([x, cond.to(x.dtype)], dim=1)
+            x = torch.cat([x, broadcast_cond(cond, x)], dim=1)
         return self.out(self.blocks(self.inp(x)))

@@ -61,27 +61,33 @@ def jacobian_logdet(fn, x: Tensor) -> Tensor:
 
 
 def check_bijection(layer: torch.nn.Module, x: Tensor, atol: float = 1e-6, rtol: float = 1e-5,
-                    jacobian: bool = True) -> BijectionReport:
+                    jacobian: bool = True, cond: Tensor | None = None) -> BijectionReport:
     """Check that ``layer`` is a correct flowlib bijection at the inputs ``x``.
 
     The check runs on a float64 copy of ``layer`` and ``x`` (the layer itself is not
     changed) in evaluation mode. Use a small input: the Jacobian has ``numel(x_b)^2``
     entries, e.g. ``(2, 4, 4, 4)`` for an image layer. Raises ``AssertionError``
     naming the failed property; returns a :class:`BijectionReport` otherwise.
+
+    ``cond`` checks a conditional layer (notebook 08) as a bijection of ``x`` for that fixed
+    condition: ``layer(x, cond)`` and ``layer.inverse(z, cond)``.
     """
     if x.dim() < 2:
         raise ValueError(f"x must have a batch dimension, shape (B, ...), got {tuple(x.shape)}")
     layer = copy.deepcopy(layer).double().eval()
     x = x.detach().double()
     name = type(layer).__name__
+    args = ()
+    if cond is not None:
+        args = (cond.detach().double() if cond.is_floating_point() else cond.detach(),)
 
     with torch.no_grad():
-        z, ld_fwd = layer(x)
+        z, ld_fwd = layer(x, *args)
         if z.shape[0] != x.shape[0] or z.numel() != x.numel():
             raise AssertionError(f"{name}.forward must keep the batch and the number of dimensions: "
                                  f"{tuple(x.shape)} became {tuple(z.shape)}")
         _check_logdet(name, "forward", ld_fwd, x)
-        x_rec, ld_inv = layer.inverse(z)
+        x_rec, ld_inv = layer.inverse(z, *args)
         if x_rec.shape != x.shape:
             raise AssertionError(f"{name}.inverse returned shape {tuple(x_rec.shape)}, expected {tuple(x.shape)}")
         _check_logdet(name, "inverse", ld_inv, x)
@@ -95,7 +101,11 @@ def check_bijection(layer: torch.nn.Module, x: Tensor, atol: float = 1e-6, rtol:
 
     jac_err = float("nan")
     if jacobian:
-        ld_jac = jacobian_logdet(lambda v: layer(v)[0], x)
+        if args:  # one example at a time, each with its own condition
+            ld_jac = torch.cat([jacobian_logdet(lambda v, c=args[0][i:i + 1]: layer(v, c)[0], x[i:i + 1])
+                                for i in range(x.shape[0])])
+        else:
+            ld_jac = jacobian_logdet(lambda v: layer(v)[0], x)
         jac_err = (ld_jac - ld_fwd).abs().max().item()
         if not torch.allclose(ld_fwd, ld_jac, atol=atol, rtol=rtol):
             raise AssertionError(f"{name}: forward log-det {ld_fwd.tolist()} differs from slogdet of the "

@@ -2,13 +2,16 @@
 
     python -m flowlib.train --dataset mnist --out runs/mnist.pt --steps 3000
     python -m flowlib.train --dataset mnist --out runs/mnist.pt --steps 6000 --resume runs/mnist.pt
+    python -m flowlib.train --dataset fashion-mnist --condition class --out runs/fashion-class.pt   # notebook 08
     torchrun --nproc_per_node=2 -m flowlib.train --dataset mnist --out runs/mnist.pt --steps 3000   # flowlib.distributed
 
 The device is picked automatically (CUDA, else Apple MPS, else CPU). Training uses Adam
 (AdamW with ``--weight-decay``), a linear warm-up then cosine decay of the learning rate,
 gradient-norm clipping, a tqdm progress bar and a test bits/dim every ``--eval-every``
 steps. A NaN or infinite loss stops training with a message; the last checkpoint written
-(only ever from finite weights) stays intact.
+(only ever from finite weights) stays intact. ``--condition class|lowres|mask`` trains a
+conditional model ``p(x | c)`` (:mod:`flowlib.conditional`): the labels, the low-resolution
+copy, or a masked copy with a random half of each training image hidden.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import torch
 
 from . import distributed as dist
 from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint, shipped_checkpoint, verify_sha256
+from .conditional import CONDITIONS, make_condition
 from .config import default_device
 from .data import load_images
 from .evaluate import evaluate_bpd  # re-exported: notebooks import it from here
@@ -53,7 +57,7 @@ class TrainConfig:
 
     dataset: str = "mnist"
     steps: int = 3000
-    batch_size: int = 64
+    batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 0.0
     warmup_steps: int = 0
@@ -131,8 +135,12 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _bpd_loss(model: MultiScaleFlow, x: torch.Tensor) -> torch.Tensor:
-    return model.bits_per_dim(x).mean()
+def _bpd_loss(model: MultiScaleFlow, batch: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """Mean bits/dim of a batch of images, or of ``(images, labels)`` given their training condition."""
+    if isinstance(batch, torch.Tensor):
+        return model.bits_per_dim(batch).mean()
+    x, labels = batch
+    return model.bits_per_dim(x, make_condition(model.config, x, labels, train=True)).mean()
 
 
 def _loss_fn(compile_it: bool, log):
@@ -164,13 +172,15 @@ def train_model(model_config: FlowConfig | None = None, train_config: TrainConfi
                 out: str | Path | None = None, resume: str | Path | None = None,
                 device: torch.device | str | None = None, progress: bool = True,
                 train_images: torch.Tensor | None = None, test_images: torch.Tensor | None = None,
+                train_labels: torch.Tensor | None = None, test_labels: torch.Tensor | None = None,
                 log=print, stop_fn=None, distributed: bool = False) -> tuple[MultiScaleFlow, dict[str, Any]]:
     """Train (or continue training) a :class:`MultiScaleFlow`; return ``(model, info)``.
 
     ``resume`` continues from a checkpoint written by this function: the model config,
     weights, optimizer state, step and history come from it, and training goes on up to
     ``train_config.steps`` in total. ``out`` receives a checkpoint every ``save_every``
-    steps and at the end. ``train_images``/``test_images`` (uint8) override the dataset.
+    steps and at the end. ``train_images``/``test_images`` (uint8) override the dataset, with
+    ``train_labels``/``test_labels`` for a class-conditional model.
     ``stop_fn(history)``, called after each evaluation, ends training early when it returns True.
 
     ``distributed=True`` trains with every rank of the process group (:mod:`flowlib.distributed`,
@@ -205,11 +215,20 @@ def train_model(model_config: FlowConfig | None = None, train_config: TrainConfi
         model.to(memory_format=torch.channels_last)
 
     if train_images is None:
-        train_images = load_images(tc.dataset, "train", limit=tc.limit_train).images
+        train = load_images(tc.dataset, "train", limit=tc.limit_train)
+        train_images, train_labels = train.images, train.labels
     if test_images is None:
-        test_images = load_images(tc.dataset, "test").images
+        test = load_images(tc.dataset, "test")
+        test_images, test_labels = test.images, test.labels
+    conditional = model.config.condition is not None
+    if model.config.condition == "class" and (train_labels is None or test_labels is None):
+        raise ValueError("a class-conditional model needs train_labels and test_labels with the images")
     eval_set = test_images[: tc.eval_images].to(device)
+    eval_labels = test_labels[: tc.eval_images] if test_labels is not None else None
     data = train_images.to(device)
+    if conditional and train_labels is None:
+        train_labels = torch.zeros(len(data), dtype=torch.long)  # only "class" reads them
+    labels = train_labels.to(device) if conditional else None
 
     opt = _make_optimizer(model, tc)
     if state is not None and state.get("optimizer") is not None:
@@ -218,7 +237,9 @@ def train_model(model_config: FlowConfig | None = None, train_config: TrainConfi
             g["lr"] = tc.lr
     if history.step == 0:
         with torch.no_grad():  # data-dependent ActNorm initialisation on a large first batch
-            model.log_prob(data[: min(len(data), 512)])
+            first = data[: min(len(data), 512)]
+            model.log_prob(first, make_condition(model.config, first, labels[: len(first)] if conditional else None,
+                                                 train=True))
 
     def metrics() -> dict[str, Any]:
         m: dict[str, Any] = {"train_seconds": history.seconds, "clock": tc.clock, "threads": torch.get_num_threads(),
@@ -259,24 +280,29 @@ def train_model(model_config: FlowConfig | None = None, train_config: TrainConfi
         remaining = 0
     loss_fn = _loss_fn(tc.compile, log)
     hooks: dict[str, Any] = {}
+    # a conditional model draws batches of indices, then takes the images and their labels
+    source = torch.arange(len(data), device=device) if conditional else data
     if distributed:  # see flowlib.distributed for what the ranks agree on, and how
         rank = dist.rank()
-        batches = dist.shard_batches(data, tc.batch_size, seed=tc.seed, rank=rank, world_size=dist.world_size(),
+        batches = dist.shard_batches(source, tc.batch_size, seed=tc.seed, rank=rank, world_size=dist.world_size(),
                                      start_step=history.step)
         ddp = dist.wrap_loss(model, loss_fn)  # also gives every rank rank 0's weights
         loss_fn = lambda m, x: ddp(x)
         hooks = {"before_step": lambda step: torch.manual_seed(dist.step_seed(tc.seed, rank, step)),
                  "reduce_loss": dist.mean_over_ranks, "reduce_seconds": lambda s: dist.max_over_ranks(s, device)}
     else:
-        batches = batches_from_tensor(data, tc.batch_size, seed=tc.seed + history.step)
+        batches = batches_from_tensor(source, tc.batch_size, seed=tc.seed + history.step)
+    if conditional:
+        batches = ((data[i], labels[i]) for i in batches)
     fit(model, batches, remaining, optimizer=opt, lr_schedule=lambda step: tc.lr_factor(step, history.seconds),
         clip_grad=tc.clip_grad, loss_fn=loss_fn,
-        eval_fn=lambda m: evaluate_bpd(m, eval_set, distributed=distributed), eval_every=tc.eval_every,
+        eval_fn=lambda m: evaluate_bpd(m, eval_set, distributed=distributed, labels=eval_labels),
+        eval_every=tc.eval_every,
         eval_every_seconds=60 * tc.eval_every_minutes if tc.eval_every_minutes else None, callback=callback,
         history=history, progress=progress, desc=f"training {tc.dataset}", time_budget=budget, clock=tc.timer(),
         stop_fn=stop_fn, **hooks)
     if not history.evals or history.evals[-1][0] != history.step:
-        history.evals.append((history.step, evaluate_bpd(model, eval_set, distributed=distributed)))
+        history.evals.append((history.step, evaluate_bpd(model, eval_set, distributed=distributed, labels=eval_labels)))
         history.eval_seconds.append(history.seconds)
     checkpoint()
     info = {"step": history.step, "metrics": metrics(), "history": hist_dict(), "dataset": tc.dataset,
@@ -363,8 +389,13 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=argparse.SUPPRESS,
                        help=f"default: {getattr(tdef, f.name)}" + _FIELD_HELP.get(f.name, ""))
     mdef = FlowConfig()
+    p.add_argument("--condition", choices=CONDITIONS, default=None,
+                   help="train a conditional model p(x | c): on the class label, a low-resolution copy, or a masked "
+                        "copy (default: unconditional)")
     for f in fields(FlowConfig):
         default = getattr(mdef, f.name)
+        if f.name == "condition":
+            continue
         kind = boolean if isinstance(default, bool) else type(default)
         # None marks "not given": with --resume the checkpoint's model is kept and may not be contradicted
         p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=None, help=f"model; default: {default}")
@@ -448,7 +479,8 @@ def main(argv: list[str] | None = None) -> int:
     if not first_rank:
         return 0
     m = info["metrics"]
-    print(f"step {info['step']}: test bits/dim {m['test_bpd']:.4f} on {m['test_bpd_images']} images; "
+    given = "" if model.config.condition is None else f" given {model.config.condition}"
+    print(f"step {info['step']}: test bits/dim{given} {m['test_bpd']:.4f} on {m['test_bpd_images']} images; "
           f"{model.num_parameters():,} parameters; checkpoint {args.out}")
     return 0
 

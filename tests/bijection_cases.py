@@ -145,3 +145,34 @@ CASES.update({
     # random estimate, different in each solve, so only the exact trace can pass this check.
     "CNF": lambda: (perturb(CNF(2, hidden=8, rtol=1e-10, atol=1e-10), std=0.5), _vec(3, 2)),
 })
+
+
+# ---- conditional layers (notebook 08): factories return (layer, x, cond), checked for that fixed cond ----
+from flowlib.multiscale import ConditionalPrior  # noqa: E402
+
+
+def _cond_map(b: int = 2) -> torch.Tensor:
+    return torch.randn(b, 3, 4, 4, dtype=torch.float64)
+
+
+def _cond_vec(b: int = 2) -> torch.Tensor:
+    return torch.randn(b, 3, dtype=torch.float64)
+
+
+CONDITIONAL_CASES = {
+    "AffineCoupling-conditional": lambda: (
+        perturb(fl.AffineCoupling(fl.checkerboard_mask(4, 4), fl.GatedResNet(4, 8, hidden=8, blocks=1, cond_channels=3)),
+                std=0.3), _img(), _cond_map()),
+    "ChannelAffineCoupling-conditional": lambda: (
+        perturb(fl.ChannelAffineCoupling(4, fl.GatedResNet(2, 4, hidden=8, cond_channels=3)), std=0.3), _img(),
+        _cond_vec()),
+    "GlowStep-conditional": lambda: (perturb(GlowStep(4, hidden=8, cond_channels=3), std=0.1), _img(), _cond_map()),
+    "GlowStep-masked-conditional": lambda: (
+        perturb(GlowStep(4, hidden=8, split=False, cond_channels=3), std=0.1), _img(), _cond_vec()),
+    "SplitPrior-conditional": lambda: (perturb(SplitPrior(4, cond_channels=3), std=0.3), _img(), _cond_vec()),
+    "ConditionalPrior": lambda: (perturb(ConditionalPrior(4, 3), std=0.3), _img(), _cond_map()),
+    "Sequential-conditional": lambda: (
+        perturb(fl.Sequential(ActNorm(4), Squeeze(), GlowStep(16, hidden=8, cond_channels=3)), std=0.1), _img(),
+        torch.randn(2, 3, 2, 2, dtype=torch.float64)),
+}
+CASES.update(CONDITIONAL_CASES)

@@ -18,8 +18,8 @@ from .bijection_cases import CASES
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_check_bijection(name):
     torch.manual_seed(0)
-    layer, x = CASES[name]()
-    report = check_bijection(layer, x)
+    layer, x, *cond = CASES[name]()  # a conditional layer comes with its fixed condition
+    report = check_bijection(layer, x, cond=cond[0] if cond else None)
     assert report.roundtrip_error < 1e-8
 
 

@@ -1,0 +1,133 @@
+r"""Conditions for the multi-scale flow: class labels and images (notebook 08).
+
+A conditional flow models ``p(x | c)``. For every fixed ``c`` the model is an ordinary flow,
+so the change of variables holds as before:
+
+.. math::
+    \log p(x \mid c) = \log p_z(f(x; c) \mid c) + \log\left|\det \partial f(x; c) / \partial x\right|.
+
+Only the conditioners and the priors see ``c``; the map stays a bijection of ``x``.
+:class:`flowlib.model.MultiScaleFlow` takes three kinds of condition (``FlowConfig.condition``):
+
+* ``"class"``: labels, an int64 tensor ``(B,)`` in ``[0, num_classes)``. A learned embedding
+  ``(B, E)`` is broadcast over the pixels of every coupling's conditioner and gives the
+  priors class-dependent means and scales (Glow, Kingma & Dhariwal 2018, sec. 5).
+* ``"lowres"``: a low-resolution copy, float intensities in ``[0, 1]`` of shape
+  ``(B, C, r, r)`` with ``r = lowres_size`` (:func:`downsample`): super-resolution.
+* ``"mask"``: a masked copy and its mask, ``(B, C + 1, H, W)`` (:func:`mask_condition`):
+  inpainting. The mask is 1 where a pixel is seen.
+
+An image condition is encoded once by a small conv net at full resolution and average-pooled
+to the resolution of each level (:class:`ConditionEncoder`). The dequantization ignores it.
+
+:func:`make_condition` computes the condition of a batch for training and evaluation: the
+labels, the deterministic low-resolution copy, or, for ``"mask"``, one random half of each
+image hidden in training (top, bottom, left or right) and always the bottom half in evaluation.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+if TYPE_CHECKING:
+    from .model import FlowConfig, MultiScaleFlow
+
+__all__ = ["CONDITIONS", "ConditionEncoder", "downsample", "half_masks", "mask_condition", "make_condition",
+           "classify"]
+
+CONDITIONS = ("class", "lowres", "mask")
+
+
+def downsample(x: Tensor, size: int) -> Tensor:
+    """Integer images ``(B, C, H, W)`` -> their ``size x size`` block averages, intensities in ``[0, 1]``."""
+    factor = x.shape[-1] // size
+    if size < 1 or x.shape[-1] != factor * size or x.shape[-2] != factor * size:
+        raise ValueError(f"cannot shrink images of shape {tuple(x.shape)} to {size}x{size}: "
+                         f"the image side must be a multiple of {size}")
+    return F.avg_pool2d(x.float() / 255, factor)
+
+
+def half_masks(n: int, size: int, random: bool = True, device: torch.device | str | None = None) -> Tensor:
+    """``(n, 1, size, size)`` masks, 1 where a pixel is seen and 0 on one hidden half.
+
+    ``random=True``: each image hides its top, bottom, left or right half, drawn with torch's
+    global generator (training). ``random=False``: every image hides its bottom half (evaluation).
+    """
+    rows = torch.arange(size, device=device)
+    hidden = torch.stack([
+        (rows[:, None] < size // 2).expand(size, size),    # top
+        (rows[:, None] >= size // 2).expand(size, size),   # bottom
+        (rows[None, :] < size // 2).expand(size, size),    # left
+        (rows[None, :] >= size // 2).expand(size, size),   # right
+    ])
+    which = torch.randint(0, 4, (n,), device=device) if random else torch.full((n,), 1, device=device)
+    return (~hidden[which]).float()[:, None]
+
+
+def mask_condition(x: Tensor, mask: Tensor) -> Tensor:
+    """Integer images ``(B, C, H, W)`` and masks ``(B, 1, H, W)`` -> ``[x / 255 * mask, mask]``, ``(B, C + 1, H, W)``."""
+    mask = mask.to(x.device, torch.float32)
+    return torch.cat([x.float() / 255 * mask, mask], dim=1)
+
+
+def make_condition(config: FlowConfig, x: Tensor, labels: Tensor | None = None, train: bool = False) -> Tensor | None:
+    """The condition of the images ``x`` (and their ``labels``) for a model with ``config``; None if unconditional.
+
+    ``"class"`` returns ``labels``; ``"lowres"`` the ``lowres_size`` copy of ``x``; ``"mask"`` a
+    masked copy, with a random half hidden when ``train`` and the bottom half otherwise.
+    """
+    kind = config.condition
+    if kind is None:
+        return None
+    if kind == "class":
+        if labels is None:
+            raise ValueError("this model is class-conditional: pass the labels of the images")
+        return labels
+    if kind == "lowres":
+        return downsample(x, config.lowres_size)
+    return mask_condition(x, half_masks(x.shape[0], x.shape[-1], random=train, device=x.device))
+
+
+class ConditionEncoder(nn.Module):
+    """A condition -> one feature tensor per resolution of the model, finest first.
+
+    ``forward(cond)`` returns ``levels + 1`` tensors: for labels the same embedding ``(B, E)``
+    each time (the layers broadcast it over their pixels); for an image condition
+    ``(B, E, size / 2^l, size / 2^l)`` for ``l = 0..levels``, from a 3x3 conv net applied at full
+    resolution (a low-resolution copy is first upsampled bilinearly) and then average-pooled.
+    """
+
+    def __init__(self, config: FlowConfig):
+        super().__init__()
+        cfg = config
+        self.kind, self.size, self.levels = cfg.condition, cfg.size, cfg.levels
+        e = cfg.cond_features
+        if self.kind == "class":
+            self.embed = nn.Embedding(cfg.num_classes, e)
+        else:
+            c = cfg.channels if self.kind == "lowres" else cfg.channels + 1
+            self.net = nn.Sequential(nn.Conv2d(c, e, 3, padding=1), nn.ReLU(), nn.Conv2d(e, e, 3, padding=1))
+
+    def forward(self, cond: Tensor) -> list[Tensor]:
+        if self.kind == "class":
+            return [self.embed(cond)] * (self.levels + 1)
+        if cond.shape[-1] != self.size:
+            cond = F.interpolate(cond, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        h = self.net(cond)
+        return [F.avg_pool2d(h, 2**level) if level else h for level in range(self.levels + 1)]
+
+
+@torch.no_grad()
+def classify(model: MultiScaleFlow, images: Tensor, batch_size: int = 500) -> Tensor:
+    r"""Bayes classifier of a class-conditional model: ``argmax_c p(x | c)``, ``(N,)`` int64.
+
+    With a uniform prior ``p(c)``, ``p(c | x) \propto p(x | c)``; see
+    :meth:`MultiScaleFlow.class_log_likelihoods` for the likelihoods themselves.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
+    return torch.cat([model.class_log_likelihoods(chunk).argmax(1).cpu() for chunk in images.split(batch_size)])

@@ -316,14 +316,20 @@ def fit_or_load(dataset: str = "mnist", model_config: FlowConfig | None = None, 
     """Load the shipped checkpoint ``data/checkpoints/<dataset>.pt`` if there is one, else train.
 
     A shipped checkpoint must be listed in ``SHA256SUMS`` with a matching hash. Its own
-    config is used (``model_config`` only matters for training). A model trained here is
-    saved to ``out`` when given.
+    config is used (``model_config`` only matters for training), except for the kind of
+    condition: a conditional ``model_config`` (notebook 08) looks for
+    ``<dataset>-<condition>.pt`` instead, e.g. ``fashion-mnist-class.pt``, which must hold a
+    model with that condition. A model trained here is saved to ``out`` when given.
     """
-    path = shipped_checkpoint(dataset, folder)
+    condition = model_config.condition if model_config is not None else None
+    name = dataset if condition is None else f"{dataset}-{condition}"
+    path = shipped_checkpoint(name, folder)
     device = torch.device(device) if device is not None else default_device()
     if path is not None:
         verify_sha256(path)
         model, ckpt = load_checkpoint(path, dataset=dataset, device=device)
+        if model.config.condition != condition:
+            raise CheckpointError(f"{path} holds a model with condition={model.config.condition!r}, not {condition!r}")
         bpd, n = ckpt["metrics"].get("test_bpd"), ckpt["metrics"].get("test_bpd_images")
         score = "not recorded" if bpd is None else f"{bpd:.3f} on the first {n} test images"
         log(f"loaded the shipped checkpoint {path.name} (step {ckpt['step']}, test bits/dim {score})")
@@ -332,7 +338,8 @@ def fit_or_load(dataset: str = "mnist", model_config: FlowConfig | None = None, 
     tc = train_config or TrainConfig(dataset=dataset)
     if tc.dataset != dataset:
         raise ValueError(f"train_config.dataset is {tc.dataset!r} but dataset is {dataset!r}")
-    log(f"no shipped checkpoint for {dataset}: training for {tc.steps} steps on {device}")
+    budget = f"{tc.steps} steps" if tc.minutes is None else f"{tc.minutes:g} minutes (or {tc.steps} steps if sooner)"
+    log(f"no shipped checkpoint {name}.pt: training for {budget} on {device}")
     return train_model(model_config, tc, out=out, device=device, progress=progress, log=log)
 
 

@@ -8,8 +8,8 @@ import torch
 
 from flowlib import evaluate
 from flowlib import train as train_mod
-from flowlib.checkpoint import load_checkpoint, save_checkpoint
-from flowlib.model import MultiScaleFlow
+from flowlib.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from flowlib.model import FlowConfig, MultiScaleFlow
 from flowlib.train import TrainConfig, fit_or_load, train_model
 from flowlib.training import NonFiniteLossError
 
@@ -134,6 +134,42 @@ def test_fit_or_load_trains_when_nothing_is_shipped(tmp_path):
                               out=tmp_path / "mine.pt", log=lambda *a: None)
     assert info["source"] == "trained" and info["step"] == 2
     assert load_checkpoint(tmp_path / "mine.pt")[1]["step"] == 2
+
+
+def test_fit_or_load_finds_the_checkpoint_of_a_conditional_config(tmp_path, monkeypatch):
+    monkeypatch.setattr(train_mod, "train_model", lambda *a, **k: pytest.fail("training started"))
+    folder = tmp_path / "ship"
+    unconditional = save_checkpoint(folder / "mnist.pt", MultiScaleFlow(TINY), dataset="mnist", step=1)
+    class_config = FlowConfig(**{**TINY.to_dict(), "condition": "class"})
+    conditional = save_checkpoint(folder / "mnist-class.pt", MultiScaleFlow(class_config), dataset="mnist", step=2)
+    mislabelled = save_checkpoint(folder / "mnist-lowres.pt", MultiScaleFlow(TINY), dataset="mnist", step=3)
+    (folder / "SHA256SUMS").write_text("".join(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}\n"
+                                               for p in (unconditional, conditional, mislabelled)))
+    quiet = dict(folder=folder, device="cpu", log=lambda *a: None)
+    model, info = fit_or_load("mnist", class_config, **quiet)
+    assert info["step"] == 2 and model.config.condition == "class"
+    model, info = fit_or_load("mnist", TINY, **quiet)
+    assert info["step"] == 1 and model.config.condition is None
+    with pytest.raises(CheckpointError, match="mnist-lowres.pt holds a model with condition=None, not 'lowres'"):
+        fit_or_load("mnist", FlowConfig(**{**TINY.to_dict(), "condition": "lowres", "lowres_size": 4}), **quiet)
+
+
+def test_fit_or_load_trains_a_conditional_model_when_its_checkpoint_is_missing(tmp_path, monkeypatch):
+    seen = {}
+
+    def fake_train(model_config, train_config, **kw):
+        seen["config"] = model_config
+        return MultiScaleFlow(model_config), {"source": "trained"}
+
+    monkeypatch.setattr(train_mod, "train_model", fake_train)
+    save_checkpoint(tmp_path / "mnist.pt", MultiScaleFlow(TINY), dataset="mnist")  # unconditional: not this one
+    (tmp_path / "SHA256SUMS").write_text(f"{hashlib.sha256((tmp_path / 'mnist.pt').read_bytes()).hexdigest()}  mnist.pt\n")
+    mask_config = FlowConfig(**{**TINY.to_dict(), "condition": "mask"})
+    logged = []
+    model, info = fit_or_load("mnist", mask_config, quick_config(minutes=0.5), folder=tmp_path, device="cpu",
+                              log=logged.append)
+    assert info["source"] == "trained" and seen["config"] == mask_config
+    assert logged == ["no shipped checkpoint mnist-mask.pt: training for 0.5 minutes (or 4 steps if sooner) on cpu"]
 
 
 def test_lr_schedule_warms_up_then_decays():

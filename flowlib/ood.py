@@ -349,7 +349,7 @@ def _walk(layer: torch.nn.Module, h: Tensor, size: tuple[int, int]) -> tuple[Ten
     elif isinstance(layer, ChannelAffineCoupling):
         local = layer._params(h[:, : layer.split_at], None)[1].sum(1)
     elif isinstance(layer, SplitPrior):
-        local = -layer._params(h[:, : layer.channels // 2])[1].sum(1)
+        local = -layer._params(h[:, : layer.channels // 2], None)[1].sum(1)   # unconditional: cond is None
     elif isinstance(layer, Squeeze):
         return out, h.new_zeros(h.shape[0], *size)
     # whatever the layer's log-det holds beyond the placed part is the same at every position

@@ -26,7 +26,7 @@ def test_requirements_and_environment_name_the_same_packages():
     env = _requirements(env_lines)
     assert req == env
     for name in ("torch", "torchvision", "jupyterlab", "matplotlib", "ipywidgets", "numpy", "nbval", "pytest", "tqdm",
-                 "torchdiffeq"):
+                 "torchdiffeq", "scikit-learn", "pillow"):
         assert name in req, name
 
 

@@ -338,7 +338,9 @@ def fit_or_load(dataset: str = "mnist", model_config: FlowConfig | None = None, 
     tc = train_config or TrainConfig(dataset=dataset)
     if tc.dataset != dataset:
         raise ValueError(f"train_config.dataset is {tc.dataset!r} but dataset is {dataset!r}")
-    budget = f"{tc.steps} steps" if tc.minutes is None else f"{tc.minutes:g} minutes (or {tc.steps} steps if sooner)"
+    budget = f"{tc.steps} steps" if tc.minutes is None else f"{tc.minutes:g} minutes"
+    if tc.minutes is not None and tc.steps < 10**9:  # 10**9 is the CLI's "no step limit"
+        budget += f" (or {tc.steps} steps if sooner)"
     log(f"no shipped checkpoint {name}.pt: training for {budget} on {device}")
     return train_model(model_config, tc, out=out, device=device, progress=progress, log=log)
 

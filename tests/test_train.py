@@ -189,8 +189,9 @@ def test_time_schedule_decays_over_the_budget_not_the_steps():
 
 
 def test_a_time_budget_ends_the_run_and_is_recorded(tmp_path):
-    model, info = train_model(TINY, quick_config(steps=10**6, minutes=0.02, eval_every=0), out=tmp_path / "c.pt",
-                              device="cpu", progress=False, train_images=images(64), test_images=images(16, 1),
+    # CPU clock here and below: on a loaded machine one wall-clock step could overshoot the bounds
+    tc = quick_config(steps=10**6, minutes=0.02, eval_every=0, clock="cpu")
+    model, info = train_model(TINY, tc, out=tmp_path / "c.pt", device="cpu", progress=False, train_images=images(64), test_images=images(16, 1),
                               log=lambda *a: None)
     hist = info["history"]
     assert 1 <= info["step"] < 10**6
@@ -200,11 +201,11 @@ def test_a_time_budget_ends_the_run_and_is_recorded(tmp_path):
 
 
 def test_pausing_keeps_the_schedule_and_resume_goes_on(tmp_path):
-    tc = quick_config(steps=10**6, minutes=0.05, pause_after_minutes=0.01, eval_every=0)
+    tc = quick_config(steps=10**6, minutes=0.05, pause_after_minutes=0.01, eval_every=0, clock="cpu")
     _, first = train_model(TINY, tc, out=tmp_path / "c.pt", device="cpu", progress=False, train_images=images(64),
                            test_images=images(16, 1), log=lambda *a: None)
     assert 0.6 <= first["history"]["seconds"] < 3.0
-    tc_rest = quick_config(steps=10**6, minutes=0.05, eval_every=0)
+    tc_rest = quick_config(steps=10**6, minutes=0.05, eval_every=0, clock="cpu")
     _, second = train_model(None, tc_rest, out=tmp_path / "c.pt", resume=tmp_path / "c.pt", device="cpu", progress=False,
                             train_images=images(64), test_images=images(16, 1), log=lambda *a: None)
     assert second["step"] > first["step"]

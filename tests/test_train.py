@@ -191,7 +191,8 @@ def test_time_schedule_decays_over_the_budget_not_the_steps():
 def test_a_time_budget_ends_the_run_and_is_recorded(tmp_path):
     # CPU clock here and below: on a loaded machine one wall-clock step could overshoot the bounds
     tc = quick_config(steps=10**6, minutes=0.02, eval_every=0, clock="cpu")
-    model, info = train_model(TINY, tc, out=tmp_path / "c.pt", device="cpu", progress=False, train_images=images(64), test_images=images(16, 1),
+    model, info = train_model(TINY, tc, out=tmp_path / "c.pt", device="cpu", progress=False, train_images=images(64),
+                              test_images=images(16, 1),
                               log=lambda *a: None)
     hist = info["history"]
     assert 1 <= info["step"] < 10**6

@@ -365,6 +365,9 @@ def bits_map(model: MultiScaleFlow, images: Tensor, seed: int | None = 0) -> Bit
     ``images``: uint8 ``(B, C, H, W)``. The maps are on the CPU in float64; their sum equals
     ``-model.log_prob(images) / ln 2`` drawn with the same seed, up to float round-off.
     """
+    if model.config.condition is not None:
+        raise ValueError(f"bits_map splits the bits of an unconditional model; this one has condition="
+                         f"{model.config.condition!r} (use its log_prob(x, cond) for whole-image scores)")
     model.eval()
     device = _device(model)
     x = images.to(device)

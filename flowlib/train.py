@@ -312,17 +312,20 @@ def train_model(model_config: FlowConfig | None = None, train_config: TrainConfi
 
 def fit_or_load(dataset: str = "mnist", model_config: FlowConfig | None = None, train_config: TrainConfig | None = None,
                 *, folder: str | Path | None = None, device: torch.device | str | None = None,
-                progress: bool = True, out: str | Path | None = None, log=print) -> tuple[MultiScaleFlow, dict[str, Any]]:
+                progress: bool = True, out: str | Path | None = None, log=print,
+                name: str | None = None) -> tuple[MultiScaleFlow, dict[str, Any]]:
     """Load the shipped checkpoint ``data/checkpoints/<dataset>.pt`` if there is one, else train.
 
     A shipped checkpoint must be listed in ``SHA256SUMS`` with a matching hash. Its own
     config is used (``model_config`` only matters for training), except for the kind of
     condition: a conditional ``model_config`` (notebook 08) looks for
     ``<dataset>-<condition>.pt`` instead, e.g. ``fashion-mnist-class.pt``, which must hold a
-    model with that condition. A model trained here is saved to ``out`` when given.
+    model with that condition. ``name`` picks another shipped file, ``<name>.pt`` (notebook 08's
+    same-budget unconditional baseline). A model trained here is saved to ``out`` when given.
     """
     condition = model_config.condition if model_config is not None else None
-    name = dataset if condition is None else f"{dataset}-{condition}"
+    if name is None:
+        name = dataset if condition is None else f"{dataset}-{condition}"
     path = shipped_checkpoint(name, folder)
     device = torch.device(device) if device is not None else default_device()
     if path is not None:

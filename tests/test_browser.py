@@ -1,5 +1,6 @@
-"""Real-browser test of notebook 07: JupyterLab in headless Chromium runs the notebook, then
-moving the interpolation slider must change the interpolated image on screen.
+"""Real-browser tests of the widgets: JupyterLab in headless Chromium runs notebook 07, then
+moving the interpolation slider must change the interpolated image on screen; it runs notebook
+08, then pressing *resample* and picking another degradation must each redraw its posterior strip.
 
 Needs Chromium (/usr/bin/chromium or `chromium` on PATH) and the `playwright` Python package;
 it never downloads a browser. Run it alone with
@@ -38,6 +39,8 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "07_latent_exploration.ipynb"
 NB_NAME = NOTEBOOK.name
+NOTEBOOK_08 = ROOT / "notebooks" / "08_conditional_flows.ipynb"
+POSTERIOR_IMAGE = ".flowlib-posterior-image"
 RAISES_NAME = "raises_zero_division.ipynb"
 IMAGE = ".flowlib-interp-image"
 SLIDER = ".flowlib-interp-slider"
@@ -69,12 +72,13 @@ def chromium() -> str:
 @pytest.fixture(scope="module")
 def lab(chromium, tmp_path_factory):
     """One JupyterLab server for this module, serving a temp folder that holds a clean copy of
-    notebook 07 (when it exists) and a stand-in notebook that raises."""
+    notebooks 07 and 08 (when they exist) and a stand-in notebook that raises."""
     base = tmp_path_factory.mktemp("browser")
     root = base / "notebooks"
     root.mkdir()
-    if NOTEBOOK.exists():
-        prepare_notebook(NOTEBOOK, root / NB_NAME)
+    for notebook in (NOTEBOOK, NOTEBOOK_08):
+        if notebook.exists():
+            prepare_notebook(notebook, root / notebook.name)
     write_notebook(root / RAISES_NAME, [RAISING_WIDGET, "1 / 0", "print('never runs')"])
     env = {"FLOWLIB_QUICK": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     if os.environ.get("FLOWLIB_DATA"):
@@ -221,6 +225,54 @@ def test_latent_interpolation_slider_changes_image(lab, page, tmp_path):
     )
     errors = error_outputs(page)
     assert not errors, f"error output(s) after moving the slider:{_diagnostics(page, lab)}"
+
+
+def _changed_strip(page, lab, tmp_path, what: str, act, name: str):
+    """Do ``act()``, wait for the posterior strip's src to change and settle; its pixels must differ."""
+    image = page.locator(POSTERIOR_IMAGE)
+    with _explained(page, lab, f"{what}: waiting for {POSTERIOR_IMAGE} to change"):
+        src_before = image.get_attribute("src")
+        before_png = image.screenshot()
+        act()
+        page.wait_for_function(
+            "([sel, old]) => document.querySelector(sel)?.src !== old", arg=[POSTERIOR_IMAGE, src_before], timeout=60_000
+        )
+        wait_image_settled(page, POSTERIOR_IMAGE)
+        after_png = image.screenshot(path=str(tmp_path / f"{name}.png"))
+    before_img, before = _pixels(before_png)
+    _, after = _pixels(after_png, size=before_img.size)
+    diff = float(abs(after - before).mean())
+    print(f"{what}: mean |after - before| = {diff:.2f} (0-255); {tmp_path / f'{name}.png'}")
+    assert diff > MIN_MEAN_ABS_DIFF, f"{what} barely changed the posterior strip: {diff:.3f}{_diagnostics(page, lab)}"
+
+
+def test_posterior_explorer_resamples_and_switches_degradation(lab, page, tmp_path):
+    if not NOTEBOOK_08.exists():
+        pytest.skip(f"{NOTEBOOK_08.relative_to(ROOT)} does not exist yet")
+    start = time.monotonic()
+    with _explained(page, lab, "opening notebook 08 and starting its kernel"):
+        open_notebook(page, lab, NOTEBOOK_08.name)
+    with _explained(page, lab, "running all cells of notebook 08"):
+        run_all_cells(page)
+        wait_run_finished(page, timeout_ms=300_000)
+    print(f"\nnotebook 08: Run All Cells finished after {time.monotonic() - start:.1f} s")
+    errors = error_outputs(page)
+    assert not errors, f"notebook 08 shows error output(s):{_diagnostics(page, lab)}"
+    missing = unexecuted_code_cells(page)
+    assert not missing, f"cells without an execution count after Run All: {missing}{_diagnostics(page, lab)}"
+
+    image = page.locator(POSTERIOR_IMAGE)
+    assert image.count() == 1, f"expected exactly one {POSTERIOR_IMAGE}, found {image.count()}{_diagnostics(page, lab)}"
+    with _explained(page, lab, f"waiting for {POSTERIOR_IMAGE} to show a loaded image"):
+        image.scroll_into_view_if_needed()
+        wait_image_settled(page, POSTERIOR_IMAGE)
+    button = page.locator(".flowlib-posterior-resample")
+    _changed_strip(page, lab, tmp_path, "pressing resample", lambda: button.click(), "posterior_resampled")
+    select = page.locator(".flowlib-posterior-degradation select")
+    pick = lambda: select.select_option(label="inpainting, top half hidden")  # noqa: E731
+    _changed_strip(page, lab, tmp_path, "picking inpainting", pick, "posterior_inpainting")
+    errors = error_outputs(page)
+    assert not errors, f"error output(s) after using the explorer:{_diagnostics(page, lab)}"
 
 
 def test_error_detector_sees_an_exception(lab, page):

@@ -168,6 +168,33 @@ def scenario_train(rank: int, folder: Path) -> dict:
             "history_resumed": info_resumed["history"], "seen": torch.cat(seen), "saves": saves}
 
 
+def label_of(x: torch.Tensor) -> torch.Tensor:
+    """A label that is a function of the image: a pair torn apart by the sharding shows."""
+    return (x.flatten(1).sum(1) // 255 % 3).long()
+
+
+def scenario_cond(rank: int, folder: Path) -> dict:
+    config = FlowConfig(**{**TINY.to_dict(), "condition": "class", "num_classes": 3})
+    real_bpd = MultiScaleFlow.bits_per_dim
+    pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def recording(self, x, cond=None):
+        if self.training:
+            pairs.append((x.clone(), cond.clone()))
+        return real_bpd(self, x, cond)
+
+    MultiScaleFlow.bits_per_dim = recording
+    try:
+        train_x, test_x = images(64), images(16, 1)
+        model, info = train_model(config, train_config(), out=folder / "cond.pt", device="cpu", progress=False,
+                                  train_images=train_x, train_labels=label_of(train_x), test_images=test_x,
+                                  test_labels=label_of(test_x), log=lambda *a: None, distributed=True)
+    finally:
+        MultiScaleFlow.bits_per_dim = real_bpd
+    return {"state": model.state_dict(), "history": info["history"], "x": torch.cat([x for x, _ in pairs]),
+            "labels": torch.cat([c for _, c in pairs])}
+
+
 def scenario_nan(rank: int, folder: Path) -> dict:
     real_bpd = MultiScaleFlow.bits_per_dim
     calls = {"n": 0}
@@ -205,7 +232,7 @@ def worker(scenarios: list[str], folder: Path) -> None:
 def launched(tmp_path_factory):
     """One launch of two ranks for every scenario (starting the processes is the slow part)."""
     folder = tmp_path_factory.mktemp("dist")
-    return folder, launch(folder, "step", "actnorm", "eval", "train", "nan")
+    return folder, launch(folder, "step", "actnorm", "eval", "train", "nan", "cond")
 
 
 def test_shards_are_disjoint_and_cover_the_epoch():
@@ -295,6 +322,20 @@ def test_a_nan_on_one_rank_stops_every_rank_with_one_message(launched):
     assert messages[0].startswith("the loss became nan at step 5;")
     model, ckpt = load_checkpoint(tmp_path / "nan.pt")  # the last good one, from step 4
     assert ckpt["step"] == 4 and all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_a_class_conditional_model_trains_on_two_ranks(launched):
+    folder, (a, b) = launched
+    for r in (a, b):
+        assert len(r["cond"]["x"]) == 32 and torch.equal(r["cond"]["labels"], label_of(r["cond"]["x"]))  # still paired
+    assert not set(map(bytes, a["cond"]["x"].flatten(1).tolist())) & set(map(bytes, b["cond"]["x"].flatten(1).tolist()))
+    for name, value in a["cond"]["state"].items():
+        assert torch.equal(b["cond"]["state"][name], value), name
+    assert a["cond"]["history"] == b["cond"]["history"]
+    model, ckpt = load_checkpoint(folder / "cond.pt")
+    assert model.config.condition == "class" and ckpt["step"] == 8 and ckpt["metrics"]["world_size"] == 2
+    x, zeros = images(4, 2), torch.zeros(4, dtype=torch.long)
+    assert not torch.allclose(model.log_prob(x, zeros), model.log_prob(x, zeros + 1))  # the label matters
 
 
 def test_torchrun_runs_the_command_line(tmp_path):

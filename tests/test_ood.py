@@ -192,6 +192,17 @@ def test_the_bits_map_sums_to_the_images_bits(deq, pre_steps):
     assert torch.allclose(bm.bits_per_dim(), expected / 64, atol=1e-5)
 
 
+def test_the_bits_map_refuses_a_conditional_model():
+    from flowlib.model import FlowConfig, MultiScaleFlow
+
+    from .test_model import TINY
+
+    model = MultiScaleFlow(FlowConfig(**{**TINY.to_dict(), "condition": "class"}))
+    x = torch.randint(0, 256, (2, 1, 8, 8), dtype=torch.uint8)
+    with pytest.raises(ValueError, match="unconditional model; this one has condition='class'"):
+        ood.bits_map(model, x)
+
+
 def test_the_pixel_term_is_local_and_the_latent_term_stays_in_its_block():
     model, x = tiny()
     x2 = x.clone()

@@ -154,6 +154,19 @@ def test_fit_or_load_finds_the_checkpoint_of_a_conditional_config(tmp_path, monk
         fit_or_load("mnist", FlowConfig(**{**TINY.to_dict(), "condition": "lowres", "lowres_size": 4}), **quiet)
 
 
+def test_fit_or_load_by_name_loads_that_file_only(tmp_path, monkeypatch):
+    monkeypatch.setattr(train_mod, "train_model", lambda *a, **k: {"trained": True})
+    folder = tmp_path / "ship"
+    default = save_checkpoint(folder / "mnist.pt", MultiScaleFlow(TINY), dataset="mnist", step=1)
+    baseline = save_checkpoint(folder / "mnist-baseline.pt", MultiScaleFlow(TINY), dataset="mnist", step=7)
+    (folder / "SHA256SUMS").write_text("".join(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}\n"
+                                               for p in (default, baseline)))
+    quiet = dict(folder=folder, device="cpu", log=lambda *a: None)
+    assert fit_or_load("mnist", TINY, name="mnist-baseline", **quiet)[1]["step"] == 7
+    assert fit_or_load("mnist", TINY, **quiet)[1]["step"] == 1
+    assert fit_or_load("mnist", TINY, name="mnist-missing", **quiet) == {"trained": True}
+
+
 def test_fit_or_load_trains_a_conditional_model_when_its_checkpoint_is_missing(tmp_path, monkeypatch):
     seen = {}
 

@@ -29,14 +29,25 @@ __all__ = ["sample_grid_png", "read_curve", "learning_curve_png", "main"]
 
 def sample_grid_png(checkpoint: str | Path, out: str | Path, n: int = 64, nrow: int = 8, temperature: float = 0.7,
                     seed: int = 0, scale: int = 2) -> Path:
-    """Write a PNG of ``n`` samples from ``checkpoint`` (atomically, replacing ``out``) and return its path."""
+    """Write a PNG of ``n`` samples from ``checkpoint`` (atomically, replacing ``out``) and return its path.
+
+    A class-conditional model draws one row of ``nrow`` samples per class instead (``n`` is not used);
+    a model conditioned on images is refused, since its samples need observations (notebook 08).
+    """
     from PIL import Image
 
     out = Path(out)
     _check_settings(out, n, nrow, temperature, scale)
     model, _ = load_checkpoint(checkpoint)
+    condition, cond = model.config.condition, None
+    if condition == "class":
+        cond = torch.arange(model.config.num_classes).repeat_interleave(nrow)
+        n = len(cond)
+    elif condition is not None:
+        raise ValueError(f"{checkpoint} holds a model conditioned on images (condition={condition!r}): its samples "
+                         f"need an observation each; notebook 08 draws them")
     g = torch.Generator().manual_seed(seed)
-    samples = model.sample(n, temperature=temperature, generator=g, quantize=False)
+    samples = model.sample(n, temperature=temperature, generator=g, quantize=False, cond=cond)
     grid = (image_grid(samples, nrow=nrow, pad=1) * 255).round().astype(np.uint8)
     img = Image.fromarray(grid, mode="L")
     img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
@@ -109,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                       help="plot the learning curves of these training checkpoints or bench curve files")
     p.add_argument("--out", required=True, help="the .png file to write")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
-    p.add_argument("--n", type=int, default=64, help="number of samples")
+    p.add_argument("--n", type=int, default=64, help="number of samples (a class-conditional model: nrow per class)")
     p.add_argument("--nrow", type=int, default=8, help="samples per row")
     p.add_argument("--temperature", type=float, default=0.7)
     p.add_argument("--seed", type=int, default=0)
@@ -129,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cli.output_file(args.out, force=args.force, example="samples.png")
         path = sample_grid_png(args.checkpoint, args.out, args.n, args.nrow, args.temperature, args.seed)
-    except (CheckpointError, cli.UsageError) as err:
+    except (CheckpointError, cli.UsageError, ValueError) as err:
         return cli.fail(err)
     print(f"wrote {path}")
     return 0

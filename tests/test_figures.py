@@ -21,6 +21,25 @@ def test_sample_grid_png_is_reproducible(tmp_path):
     assert img.mode == "L" and img.size == (2 * (3 * 8 + 2), 2 * (2 * 8 + 1))
 
 
+def test_a_class_conditional_grid_has_one_row_per_class_and_image_conditions_are_refused(tmp_path, capsys):
+    import torch
+
+    from flowlib.model import FlowConfig, MultiScaleFlow
+
+    from .test_model import TINY
+
+    torch.manual_seed(0)
+    model = MultiScaleFlow(FlowConfig(**{**TINY.to_dict(), "condition": "class", "num_classes": 3}))
+    ckpt = save_checkpoint(tmp_path / "c.pt", model, dataset="mnist")
+    img = Image.open(sample_grid_png(ckpt, tmp_path / "c.png", n=64, nrow=4))
+    assert img.size == (2 * (4 * 8 + 3), 2 * (3 * 8 + 2))   # 3 rows (classes) of 4, n not used
+    lowres = MultiScaleFlow(FlowConfig(**{**TINY.to_dict(), "condition": "lowres", "lowres_size": 4}))
+    ckpt = save_checkpoint(tmp_path / "l.pt", lowres, dataset="mnist")
+    code, _, err = run(capsys, "--checkpoint", str(ckpt), "--out", str(tmp_path / "l.png"))
+    assert code == 2 and "conditioned on images (condition='lowres')" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "l.png").exists()
+
+
 def run(capsys, *argv: str) -> tuple[int, str, str]:
     try:
         code = figures.main(list(argv))

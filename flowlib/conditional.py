@@ -122,12 +122,18 @@ class ConditionEncoder(nn.Module):
 
 
 @torch.no_grad()
-def classify(model: MultiScaleFlow, images: Tensor, batch_size: int = 500) -> Tensor:
+def classify(model: MultiScaleFlow, images: Tensor, batch_size: int = 500, progress: bool = False) -> Tensor:
     r"""Bayes classifier of a class-conditional model: ``argmax_c p(x | c)``, ``(N,)`` int64.
 
     With a uniform prior ``p(c)``, ``p(c | x) \propto p(x | c)``; see
-    :meth:`MultiScaleFlow.class_log_likelihoods` for the likelihoods themselves.
+    :meth:`MultiScaleFlow.class_log_likelihoods` for the likelihoods themselves. It costs one
+    pass through the flow per image and class; ``progress`` shows a bar over the batches.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
-    return torch.cat([model.class_log_likelihoods(chunk).argmax(1).cpu() for chunk in images.split(batch_size)])
+    chunks = images.split(batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        chunks = tqdm(chunks, desc=f"classify ({model.config.num_classes} passes per image)", unit="batch")
+    return torch.cat([model.class_log_likelihoods(chunk).argmax(1).cpu() for chunk in chunks])

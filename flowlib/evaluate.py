@@ -114,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     given = "" if condition is None else f" given {condition}"
     accuracy = None
     if condition == "class":
-        accuracy = (classify(model, data.images.to(device), args.batch_size) == data.labels).double().mean().item()
+        predicted = classify(model, data.images.to(device), args.batch_size, progress=not args.no_progress)
+        accuracy = (predicted == data.labels).double().mean().item()
     seconds = time.perf_counter() - t0
     print(f"{ckpt['dataset']} {args.split}: {bpd:.4f} bits/dim{given} over {len(data)} images "
           f"(K={args.importance_samples}, {seconds:.1f} s on {device})")

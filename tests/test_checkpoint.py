@@ -210,3 +210,21 @@ def test_export_drops_the_optimizer_and_keeps_the_rest(tmp_path):
     a = model.log_prob(x)
     torch.manual_seed(0)
     assert torch.equal(a, loaded.log_prob(x))
+
+
+def test_every_shipped_checkpoint_is_listed_small_and_what_its_name_says():
+    from .conftest import ROOT
+
+    folder = ROOT / "data" / "checkpoints"
+    shipped = sorted(folder.glob("*.pt"))
+    if not shipped:
+        pytest.skip("no shipped checkpoints in this checkout")
+    listed = {line.split()[1] for line in (folder / "SHA256SUMS").read_text().splitlines() if line.strip()}
+    assert listed == {p.name for p in shipped}   # nothing listed that is missing, nothing shipped unlisted
+    for path in shipped:
+        verify_sha256(path)
+        assert path.stat().st_size <= 10 * 2**20, path.name
+        kind = path.stem.removeprefix("fashion-mnist-").removeprefix("mnist-")
+        if kind in ("class", "lowres", "mask"):
+            model, _ = load_checkpoint(path)
+            assert model.config.condition == kind, path.name

@@ -150,17 +150,24 @@ def test_unconditional_models_keep_their_config_and_weights_names():
     assert keys < cond_keys
 
 
-def test_shipped_checkpoints_still_load_and_are_unconditional():
+def test_shipped_checkpoints_load_and_say_whether_they_are_conditional():
     from flowlib.checkpoint import checkpoint_dir
 
     shipped = sorted(checkpoint_dir().glob("*.pt"))
     if not shipped:
         pytest.skip("no shipped checkpoints in this checkout")
+    x = torch.zeros(1, 1, 28, 28, dtype=torch.uint8)
     for path in shipped:
         model, _ = load_checkpoint(path)
-        assert model.config.condition is None
-        with pytest.raises(TypeError, match="this model is unconditional"):
-            model.log_prob(torch.zeros(1, 1, 28, 28, dtype=torch.uint8), torch.tensor([0]))
+        kind = path.stem.split("-")[-1]
+        if kind in ("class", "lowres", "mask"):   # notebook 08's
+            assert model.config.condition == kind, path.name
+            with pytest.raises(TypeError, match=f"this model is conditioned on '{kind}': pass cond="):
+                model.log_prob(x)
+        else:
+            assert model.config.condition is None, path.name
+            with pytest.raises(TypeError, match="this model is unconditional"):
+                model.log_prob(x, torch.tensor([0]))
 
 
 # ---- building conditions ------------------------------------------------------------------------

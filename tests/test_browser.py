@@ -175,22 +175,27 @@ def _move_slider(page) -> str:
     return readout.inner_text().strip()
 
 
+def _run_whole_notebook(page, lab, name: str, timeout_ms: int) -> float:
+    """Open ``name``, Run All, and fail unless every code cell ran without error output; returns the start time."""
+    start = time.monotonic()
+    with _explained(page, lab, f"opening {name} and starting its kernel"):
+        open_notebook(page, lab, name)
+    print(f"\n{name} open, kernel idle after {time.monotonic() - start:.1f} s")
+    with _explained(page, lab, f"running all cells of {name}"):
+        run_all_cells(page)
+        wait_run_finished(page, timeout_ms=timeout_ms)
+    print(f"Run All Cells finished after {time.monotonic() - start:.1f} s")
+    errors = error_outputs(page)
+    assert not errors, f"{name} shows error output(s):{_diagnostics(page, lab)}"
+    missing = unexecuted_code_cells(page)
+    assert not missing, f"cells without an execution count after Run All: {missing}{_diagnostics(page, lab)}"
+    return start
+
+
 def test_latent_interpolation_slider_changes_image(lab, page, tmp_path):
     if not NOTEBOOK.exists():
         pytest.skip(f"{NOTEBOOK.relative_to(ROOT)} does not exist yet")
-    start = time.monotonic()
-    with _explained(page, lab, "opening the notebook and starting its kernel"):
-        open_notebook(page, lab, NB_NAME)
-    print(f"\nnotebook open, kernel idle after {time.monotonic() - start:.1f} s")
-    with _explained(page, lab, "running all cells"):
-        run_all_cells(page)
-        wait_run_finished(page, timeout_ms=240_000)
-    print(f"Run All Cells finished after {time.monotonic() - start:.1f} s")
-
-    errors = error_outputs(page)
-    assert not errors, f"{NB_NAME} shows error output(s):{_diagnostics(page, lab)}"
-    missing = unexecuted_code_cells(page)
-    assert not missing, f"cells without an execution count after Run All: {missing}{_diagnostics(page, lab)}"
+    start = _run_whole_notebook(page, lab, NB_NAME, timeout_ms=240_000)
 
     image, slider = page.locator(IMAGE), page.locator(SLIDER)
     assert image.count() == 1, f"expected exactly one {IMAGE}, found {image.count()}{_diagnostics(page, lab)}"
@@ -249,17 +254,7 @@ def _changed_strip(page, lab, tmp_path, what: str, act, name: str):
 def test_posterior_explorer_resamples_and_switches_degradation(lab, page, tmp_path):
     if not NOTEBOOK_08.exists():
         pytest.skip(f"{NOTEBOOK_08.relative_to(ROOT)} does not exist yet")
-    start = time.monotonic()
-    with _explained(page, lab, "opening notebook 08 and starting its kernel"):
-        open_notebook(page, lab, NOTEBOOK_08.name)
-    with _explained(page, lab, "running all cells of notebook 08"):
-        run_all_cells(page)
-        wait_run_finished(page, timeout_ms=300_000)
-    print(f"\nnotebook 08: Run All Cells finished after {time.monotonic() - start:.1f} s")
-    errors = error_outputs(page)
-    assert not errors, f"notebook 08 shows error output(s):{_diagnostics(page, lab)}"
-    missing = unexecuted_code_cells(page)
-    assert not missing, f"cells without an execution count after Run All: {missing}{_diagnostics(page, lab)}"
+    _run_whole_notebook(page, lab, NOTEBOOK_08.name, timeout_ms=300_000)
 
     image = page.locator(POSTERIOR_IMAGE)
     assert image.count() == 1, f"expected exactly one {POSTERIOR_IMAGE}, found {image.count()}{_diagnostics(page, lab)}"

@@ -27,17 +27,20 @@ image hidden in training (top, bottom, left or right) and always the bottom half
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from .bijection import Bijection
+
 if TYPE_CHECKING:
     from .model import FlowConfig, MultiScaleFlow
 
-__all__ = ["CONDITIONS", "ConditionEncoder", "downsample", "half_masks", "mask_condition", "make_condition",
-           "classify"]
+__all__ = ["CONDITIONS", "BlockSumResidual", "ConditionEncoder", "corner_mask", "downsample", "half_masks",
+           "mask_condition", "make_condition", "classify"]
 
 CONDITIONS = ("class", "lowres", "mask")
 
@@ -92,6 +95,92 @@ def make_condition(config: FlowConfig, x: Tensor, labels: Tensor | None = None, 
     return mask_condition(x, half_masks(x.shape[0], x.shape[-1], random=train, device=x.device))
 
 
+def corner_mask(size: int, factor: int, device: torch.device | str | None = None) -> Tensor:
+    """``(size, size)`` float map, 1 at the bottom-right pixel of every ``factor x factor`` block, else 0."""
+    rows = torch.arange(size, device=device) % factor == factor - 1
+    return (rows[:, None] & rows[None, :]).float()
+
+
+class BlockSumResidual(Bijection):
+    r"""Super-resolution's exact constraint, built in: one pixel per block becomes the block sum's residual.
+
+    A ``r x r`` thumbnail fixes the sum ``S`` of every ``f x f`` block (``f = size / r``): with the
+    dequantized pixels ``q_i = (x_i + u_i) / 256`` (recovered from the logit-space input ``v``),
+    ``256 sum_i q_i = S + sum_i u_i``, so the block's mean noise ``n = (256 sum_i q_i - S) / f^2``
+    lies in ``[0, 1)`` whatever the image. Smooth couplings learn such a sharp linear constraint
+    slowly; this layer hands it over. The bottom-right pixel ``v_c`` of each block is replaced by
+
+    .. math::
+        g = eta\,(n - 	frac12) + \gamma\, v_c, \qquad eta = \sqrt{12}\, f,
+
+    which has unit scale when the noise is uniform (``n`` is a mean of ``f^2`` uniforms). The small
+    ``gamma v_c`` term keeps ``g`` strictly increasing in ``v_c`` and onto the real line, so for
+    every fixed thumbnail the layer is a bijection of all of ``R^D`` (not only of images that agree
+    with the thumbnail): ``inverse`` solves the monotone equation by bisection. Only ``v_c`` changes,
+    so the Jacobian is triangular and
+
+    .. math::
+        \log|\det| = \sum_{	ext{blocks}} \log\left(eta\, rac{256}{f^2}\, rac{dq_c}{dv_c} + \gamma
+ight),
+        \qquad rac{dq}{dv} = rac{\sigma(v)(1 - \sigma(v))}{1 - 2lpha}.
+
+    ``cond``: the thumbnail, intensities ``S / (255 f^2)`` in ``[0, 1]``, ``(B, C, r, r)``
+    (:func:`downsample`). ``alpha`` is the logit margin of the dequantization.
+    """
+
+    takes_cond = True
+
+    def __init__(self, size: int, lowres_size: int, alpha: float, gamma: float = 1e-3):
+        super().__init__()
+        self.factor = size // lowres_size
+        self.alpha, self.gamma = float(alpha), float(gamma)
+        self.beta = math.sqrt(12) * self.factor
+        self.register_buffer("corners", corner_mask(size, self.factor).bool(), persistent=False)
+
+    def _q(self, v: Tensor) -> Tensor:
+        return (torch.sigmoid(v) - self.alpha) / (1 - 2 * self.alpha)
+
+    def _slope(self, v_c: Tensor) -> Tensor:
+        s = torch.sigmoid(v_c)
+        return self.beta * 256 / self.factor**2 * s * (1 - s) / (1 - 2 * self.alpha) + self.gamma
+
+    def _sums(self, cond: Tensor) -> Tensor:
+        return (cond * (255 * self.factor**2)).round()
+
+    def _rest(self, v: Tensor) -> Tensor:
+        """256 times the sum of each block's other pixels, ``(B, C, r, r)``."""
+        q = torch.where(self.corners, torch.zeros_like(v), self._q(v))
+        return F.avg_pool2d(q, self.factor) * (256 * self.factor**2)
+
+    def _g(self, v_c: Tensor, rest: Tensor, sums: Tensor) -> Tensor:
+        noise = (rest + 256 * self._q(v_c) - sums) / self.factor**2
+        return self.beta * (noise - 0.5) + self.gamma * v_c
+
+    def _corner(self, v: Tensor) -> Tensor:
+        return v[..., self.factor - 1 :: self.factor, self.factor - 1 :: self.factor]
+
+    def _put(self, v: Tensor, corner: Tensor) -> Tensor:
+        up = corner.repeat_interleave(self.factor, -1).repeat_interleave(self.factor, -2)
+        return torch.where(self.corners, up, v)
+
+    def forward(self, v: Tensor, cond: Tensor) -> tuple[Tensor, Tensor]:
+        v_c = self._corner(v)
+        g = self._g(v_c, self._rest(v), self._sums(cond))
+        return self._put(v, g), torch.log(self._slope(v_c)).flatten(1).sum(1)
+
+    def inverse(self, z: Tensor, cond: Tensor) -> tuple[Tensor, Tensor]:
+        g, rest, sums = self._corner(z), self._rest(z), self._sums(cond)
+        # g(v_c) - gamma v_c is bounded by `reach`, so the root lies within reach / gamma of g / gamma
+        reach = self.beta * ((rest.abs() + 256 + sums) / self.factor**2 + 0.5)
+        lo, hi = (g - reach) / self.gamma, (g + reach) / self.gamma
+        for _ in range(100):  # bisection: g is strictly increasing in v_c
+            mid = (lo + hi) / 2
+            above = self._g(mid, rest, sums) > g
+            hi, lo = torch.where(above, mid, hi), torch.where(above, lo, mid)
+        v_c = (lo + hi) / 2
+        return self._put(z, v_c), -torch.log(self._slope(v_c)).flatten(1).sum(1)
+
+
 class ConditionEncoder(nn.Module):
     """A condition -> one feature tensor per resolution of the model, finest first.
 
@@ -110,6 +199,12 @@ class ConditionEncoder(nn.Module):
             self.embed = nn.Embedding(cfg.num_classes, e)
         else:
             c = cfg.channels if self.kind == "lowres" else cfg.channels + 1
+            # with BlockSumResidual the conditioners must know which pixels hold a block's residual
+            self.corners = self.kind == "lowres" and cfg.lowres_residual
+            if self.corners:
+                self.register_buffer("corner_map", corner_mask(cfg.size, cfg.size // cfg.lowres_size),
+                                     persistent=False)
+            c += int(self.corners)
             self.net = nn.Sequential(nn.Conv2d(c, e, 3, padding=1), nn.ReLU(), nn.Conv2d(e, e, 3, padding=1))
 
     def forward(self, cond: Tensor) -> list[Tensor]:
@@ -117,6 +212,8 @@ class ConditionEncoder(nn.Module):
             return [self.embed(cond)] * (self.levels + 1)
         if cond.shape[-1] != self.size:
             cond = F.interpolate(cond, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        if self.corners:
+            cond = torch.cat([cond, self.corner_map.to(cond.dtype).expand(cond.shape[0], 1, -1, -1)], dim=1)
         h = self.net(cond)
         return [F.avg_pool2d(h, 2**level) if level else h for level in range(self.levels + 1)]
 

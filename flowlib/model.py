@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from .actnorm import ActNorm
 from .bijection import Sequential, check_input, skip_finite_checks
-from .conditional import CONDITIONS, ConditionEncoder
+from .conditional import CONDITIONS, BlockSumResidual, ConditionEncoder
 from .coupling import AffineCoupling, checkerboard_mask
 from .dequantize import UniformDequantization, VariationalDequantization, check_pixels
 from .glow import GlowStep
@@ -81,6 +81,9 @@ class FlowConfig:
         num_classes: labels lie in ``[0, num_classes)`` (``"class"``).
         lowres_size: side of the low-resolution copy (``"lowres"``); divides ``size``.
         cond_features: E, channels of the class embedding or of the encoded image condition.
+        lowres_residual: a ``"lowres"`` model first replaces one pixel of each block by the block
+            sum's residual (:class:`~flowlib.conditional.BlockSumResidual`), so the flow need not
+            learn that the thumbnail fixes each block's sum.
     """
 
     channels: int = 1
@@ -102,6 +105,7 @@ class FlowConfig:
     num_classes: int = 10
     lowres_size: int = 7
     cond_features: int = 16
+    lowres_residual: bool = False
 
     def __post_init__(self) -> None:
         """Reject a config that cannot build a working model, naming the field and the allowed values."""
@@ -146,7 +150,7 @@ class FlowConfig:
 
 
 # Fields added after checkpoints were first shipped, with the value that rebuilds those checkpoints.
-_LEGACY = {"learn_bound": False, "split_couplings": False}
+_LEGACY = {"learn_bound": False, "split_couplings": False, "lowres_residual": False}
 
 
 class MultiScaleFlow(nn.Module):
@@ -186,6 +190,9 @@ class MultiScaleFlow(nn.Module):
         if cfg.condition:  # only conditional models have these, so unconditional checkpoints keep their keys
             self.cond_encoder = ConditionEncoder(cfg)
             self.top_prior = ConditionalPrior(c, e)
+        self.residual = None  # no parameters: old checkpoints load unchanged
+        if cfg.condition == "lowres" and cfg.lowres_residual:
+            self.residual = BlockSumResidual(cfg.size, cfg.lowres_size, cfg.alpha)
 
     # ---- the condition ---------------------------------------------------------------------------
     @property
@@ -238,7 +245,11 @@ class MultiScaleFlow(nn.Module):
     def transform(self, y: Tensor, cond: Tensor | None = None) -> tuple[list[Tensor], Tensor]:
         """``y: (B, C, H, W)`` logit-space images (and their condition) -> (list of latents, logdet ``(B,)``)."""
         feats = self._features(cond, y.shape[0])  # feats[0] at full resolution, feats[i + 1] for level i
-        h, logdet = self.pre(y, feats[0])
+        logdet = y.new_zeros(y.shape[0])
+        if self.residual is not None:
+            y, logdet = self.residual(y, cond.to(y.device, y.dtype))
+        h, ld = self.pre(y, feats[0])
+        logdet = logdet + ld
         latents = []
         for i, level in enumerate(self.levels):
             h, ld = level(h, feats[i + 1])
@@ -259,9 +270,10 @@ class MultiScaleFlow(nn.Module):
         self._check_latents(latents)
         feats = self._features(cond, latents[-1].shape[0])
         with skip_finite_checks():  # checked once above; the layers need not scan again
-            return self._untransform(latents, feats)
+            return self._untransform(latents, feats, cond)
 
-    def _untransform(self, latents: list[Tensor], feats: list[Tensor | None]) -> tuple[Tensor, Tensor]:
+    def _untransform(self, latents: list[Tensor], feats: list[Tensor | None],
+                     cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         h = latents[-1]
         logdet = h.new_zeros(h.shape[0])
         if self.config.condition:
@@ -274,6 +286,9 @@ class MultiScaleFlow(nn.Module):
             h, ld = self.levels[i].inverse(h, feats[i + 1])
             logdet = logdet + ld
         y, ld = self.pre.inverse(h, feats[0])
+        if self.residual is not None:
+            y, ld_res = self.residual.inverse(y, cond.to(y.device, y.dtype))
+            ld = ld + ld_res
         return y, logdet + ld
 
     def _check_latents(self, latents: list[Tensor]) -> None:

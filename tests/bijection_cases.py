@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 import flowlib as fl
+from flowlib.conditional import BlockSumResidual
 from flowlib.testing import perturb
 
 
@@ -176,3 +177,7 @@ CONDITIONAL_CASES = {
         torch.randn(2, 3, 2, 2, dtype=torch.float64)),
 }
 CASES.update(CONDITIONAL_CASES)
+# a conditional shift of one pixel per block: its log-det does not depend on the condition, so it is
+# not in CONDITIONAL_CASES (whose test wants both to change); tests/test_conditional.py tests it on its own
+CASES["BlockSumResidual-conditional"] = lambda: (
+    BlockSumResidual(4, 2, alpha=1e-5), _img(), torch.rand(2, 4, 2, 2, dtype=torch.float64))

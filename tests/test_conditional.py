@@ -10,7 +10,15 @@ import torch
 from flowlib import evaluate
 from flowlib import train as train_mod
 from flowlib.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
-from flowlib.conditional import classify, downsample, half_masks, make_condition, mask_condition
+from flowlib.conditional import (
+    BlockSumResidual,
+    classify,
+    corner_mask,
+    downsample,
+    half_masks,
+    make_condition,
+    mask_condition,
+)
 from flowlib.evaluate import evaluate_bpd
 from flowlib.model import FlowConfig, MultiScaleFlow
 from flowlib.testing import check_bijection, perturb
@@ -52,11 +60,47 @@ def test_a_layer_that_ignores_its_condition_fails_that_test():
     assert condition_effect(layer, x, cond, torch.randn_like(cond)) == (0.0, 0.0)  # ...that ignores the condition
 
 
+def dequantized_logits(x: torch.Tensor, alpha: float = 1e-5) -> torch.Tensor:
+    """Integer images -> logit((x + u) / 256) with a margin ``alpha``, as the dequantization makes them."""
+    q = (x.double() + torch.rand(x.shape, dtype=torch.float64)) / 256
+    s = alpha + (1 - 2 * alpha) * q
+    return torch.log(s) - torch.log1p(-s)
+
+
+def test_block_sum_residual_turns_the_thumbnail_constraint_into_a_bounded_coordinate():
+    torch.manual_seed(0)
+    layer = BlockSumResidual(8, 2, alpha=1e-5)  # 4x4 blocks
+    x = torch.randint(0, 256, (3, 1, 8, 8))
+    v, thumb = dequantized_logits(x), downsample(x, 2).double()
+    check_bijection(layer, v, cond=thumb)
+    z, _ = layer(v, thumb)
+    corners = corner_mask(8, 4).bool()
+    assert torch.equal(z[..., ~corners], v[..., ~corners])  # only one pixel per block changes
+    # g - gamma v = beta (mean noise - 1/2) with the mean noise in [0, 1): |.| <= beta / 2 for a true thumbnail
+    inner = (z - layer.gamma * v)[..., corners]
+    assert inner.abs().max() <= layer.beta / 2
+    # negative control: another image's thumbnail breaks the bound
+    wrong = (layer(v, thumb.roll(1, 0))[0] - layer.gamma * v)[..., corners]
+    assert wrong.abs().max() > 5 * layer.beta
+    # the log-det does not depend on the thumbnail (it shifts g), but the map does
+    assert torch.equal(layer(v, thumb)[1], layer(v, thumb.roll(1, 0))[1])
+    # a bijection of all of R^D, not only of images that agree with the thumbnail
+    check_bijection(layer, 20 * torch.randn(3, 1, 8, 8, dtype=torch.float64), cond=thumb)
+
+
+def test_corner_mask_marks_one_pixel_per_block():
+    m = corner_mask(6, 3)
+    assert m.sum() == 4 and m[2, 2] == m[5, 5] == m[2, 5] == m[5, 2] == 1
+
+
 # ---- the model ----------------------------------------------------------------------------------
 def tiny_conditional(kind: str, split_prior: bool = True):
+    """A tiny model of ``kind`` (``"lowres+residual"``: lowres with :class:`BlockSumResidual`), images, conditions."""
     torch.manual_seed(0)
+    residual = kind == "lowres+residual"
+    kind = "lowres" if residual else kind
     cfg = FlowConfig(size=8, levels=2, steps_per_level=1, hidden=8, dequantization="uniform", condition=kind,
-                     num_classes=3, lowres_size=4, cond_features=4, split_prior=split_prior)
+                     num_classes=3, lowres_size=4, cond_features=4, split_prior=split_prior, lowres_residual=residual)
     model = MultiScaleFlow(cfg)
     x = torch.randint(0, 256, (6, 1, 8, 8), dtype=torch.uint8)
     labels = torch.tensor([0, 1, 2, 0, 1, 2])
@@ -65,7 +109,7 @@ def tiny_conditional(kind: str, split_prior: bool = True):
     return perturb(model, std=0.05), x, cond
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", [*KINDS, "lowres+residual"])
 def test_conditional_model_shapes_round_trip_and_gradients(kind):
     model, x, cond = tiny_conditional(kind)
     assert model.log_prob(x, cond).shape == (6,)
@@ -80,7 +124,7 @@ def test_conditional_model_shapes_round_trip_and_gradients(kind):
         assert p.grad is not None and p.grad.abs().sum() > 0, name
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", [*KINDS, "lowres+residual"])
 def test_the_condition_changes_latents_likelihood_and_samples(kind):
     model, x, cond = tiny_conditional(kind)
     other = torch.tensor([1, 2, 0, 1, 2, 0]) if kind == "class" else torch.rand_like(cond)
@@ -126,11 +170,13 @@ def test_class_log_likelihoods_and_the_bayes_classifier():
         uncond.class_log_likelihoods(x)
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", [*KINDS, "lowres+residual"])
 def test_save_and_load_give_identical_outputs(tmp_path, kind):
     model, x, cond = tiny_conditional(kind)
     path = save_checkpoint(tmp_path / "c.pt", model, dataset="mnist")
-    assert read_checkpoint(path)["config"]["condition"] == kind  # the checkpoint says it is conditional
+    config = read_checkpoint(path)["config"]
+    assert config["condition"] == kind.split("+")[0]  # the checkpoint says it is conditional
+    assert config["lowres_residual"] == kind.endswith("+residual")
     loaded, _ = load_checkpoint(path)
     torch.manual_seed(2)
     a = model.log_prob(x, cond)
@@ -141,9 +187,10 @@ def test_save_and_load_give_identical_outputs(tmp_path, kind):
 
 def test_unconditional_models_keep_their_config_and_weights_names():
     old = FlowConfig(size=8, hidden=8).to_dict()
-    for name in ("condition", "num_classes", "lowres_size", "cond_features"):
+    for name in ("condition", "num_classes", "lowres_size", "cond_features", "lowres_residual"):
         del old[name]
     assert FlowConfig.from_dict(old).condition is None
+    assert not FlowConfig.from_dict(old).lowres_residual  # the shipped lowres checkpoint predates it
     keys = set(MultiScaleFlow(FlowConfig(size=8, hidden=8)).state_dict())
     assert not any(k.startswith(("cond_encoder", "top_prior")) for k in keys)
     cond_keys = set(MultiScaleFlow(FlowConfig(size=8, hidden=8, condition="class")).state_dict())

@@ -13,8 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-COMPARE_MINUTES=${COMPARE_MINUTES:-50}   # class-conditional and its same-budget unconditional baseline
-IMAGE_MINUTES=${IMAGE_MINUTES:-25}       # super-resolution (7x7) and inpainting (half hidden)
+COMPARE_MINUTES=${COMPARE_MINUTES:-50}   # class-conditional, super-resolution (7x7) and their unconditional baseline
+IMAGE_MINUTES=${IMAGE_MINUTES:-25}       # inpainting (half hidden)
 RUNS=runs/cond
 mkdir -p "$RUNS"
 
@@ -30,7 +30,7 @@ case "${1:-}" in
     train fashion-mnist-class "$COMPARE_MINUTES" --condition class &
     train fashion-mnist-uncond "$COMPARE_MINUTES" &
     wait
-    train fashion-mnist-lowres "$IMAGE_MINUTES" --condition lowres &
+    train fashion-mnist-lowres "$COMPARE_MINUTES" --condition lowres &   # with BlockSumResidual (the default)
     train fashion-mnist-mask "$IMAGE_MINUTES" --condition mask &
     wait
     ;;

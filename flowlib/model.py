@@ -83,7 +83,7 @@ class FlowConfig:
         cond_features: E, channels of the class embedding or of the encoded image condition.
         lowres_residual: a ``"lowres"`` model first replaces one pixel of each block by the block
             sum's residual (:class:`~flowlib.conditional.BlockSumResidual`), so the flow need not
-            learn that the thumbnail fixes each block's sum.
+            learn that the thumbnail fixes each block's sum (``False`` for checkpoints made before it existed).
     """
 
     channels: int = 1
@@ -105,7 +105,7 @@ class FlowConfig:
     num_classes: int = 10
     lowres_size: int = 7
     cond_features: int = 16
-    lowres_residual: bool = False
+    lowres_residual: bool = True
 
     def __post_init__(self) -> None:
         """Reject a config that cannot build a working model, naming the field and the allowed values."""

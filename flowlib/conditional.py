@@ -18,7 +18,10 @@ Only the conditioners and the priors see ``c``; the map stays a bijection of ``x
   inpainting. The mask is 1 where a pixel is seen.
 
 An image condition is encoded once by a small conv net at full resolution and average-pooled
-to the resolution of each level (:class:`ConditionEncoder`). The dequantization ignores it.
+to the resolution of each level (:class:`ConditionEncoder`). The dequantization ignores it. A
+``"lowres"`` model with ``FlowConfig.lowres_residual`` (the default) first applies
+:class:`BlockSumResidual`, a parameter-free layer that turns the thumbnail's exact constraint on
+each block's sum into one bounded coordinate per block.
 
 :func:`make_condition` computes the condition of a batch for training and evaluation: the
 labels, the deterministic low-resolution copy, or, for ``"mask"``, one random half of each

@@ -105,27 +105,32 @@ def corner_mask(size: int, factor: int, device: torch.device | str | None = None
 
 
 class BlockSumResidual(Bijection):
-    r"""Super-resolution's exact constraint, built in: one pixel per block becomes the block sum's residual.
+    r"""Super-resolution's exact constraint, built in: the images that fit a thumbnail <-> all of ``R^D``.
 
-    A ``r x r`` thumbnail fixes the sum ``S`` of every ``f x f`` block (``f = size / r``): with the
-    dequantized pixels ``q_i = (x_i + u_i) / 256`` (recovered from the logit-space input ``v``),
-    ``256 sum_i q_i = S + sum_i u_i``, so the block's mean noise ``n = (256 sum_i q_i - S) / f^2``
-    lies in ``[0, 1)`` whatever the image. Smooth couplings learn such a sharp linear constraint
-    slowly; this layer hands it over. The bottom-right pixel ``v_c`` of each block is replaced by
+    A ``r x r`` thumbnail fixes the sum ``S`` of every ``f x f`` block (``f = size / r``). With the
+    dequantized pixels ``q_i = (x_i + u_i) / 256`` in ``(0, 1)`` (recovered from the logit-space input
+    ``v``), ``256 sum_i q_i = S + sum_i u_i``, so the block's mean noise ``n = (256 sum_i q_i - S) / f^2``
+    lies in ``(0, 1)`` for every image that fits the thumbnail. Smooth couplings learn such a sharp
+    linear constraint slowly, and a flow that has not learned it draws samples that do not fit. This
+    layer maps the images that fit onto all of ``R^D``, so the flow after it need learn nothing about
+    the constraint, and every sample fits. In each block:
+
+    * the last pixel (bottom-right) becomes ``logit(n)``: where in its window the block's total lies;
+    * every other pixel, in raster order, becomes the logit of where ``q_i`` lies in the interval the
+      pixels before it leave open. With ``R_i`` the total still to share among the ``m_i = f^2 - i``
+      pixels from ``i`` on: ``q_i in (lo_i, hi_i) = (max(0, R_i - (m_i - 1)), min(1, R_i))`` and
+      ``c_i = logit(r_i)``, ``r_i = (q_i - lo_i) / (hi_i - lo_i)``. The last pixel is what remains.
+
+    In the order (total, ``q_1, ..., q_{f^2 - 1}``) the Jacobian is triangular, so
 
     .. math::
-        g = eta\,(n - 	frac12) + \gamma\, v_c, \qquad eta = \sqrt{12}\, f,
+        \log|\det| = \sum_{\text{blocks}} \Big[\log\tfrac{256}{f^2} - \log n(1 - n)
+            - \sum_{i < f^2} \big(\log(hi_i - lo_i) + \log r_i (1 - r_i)\big)\Big]
+            + \sum_{\text{pixels}} \log\frac{dq}{dv}, \qquad \frac{dq}{dv} = \frac{\sigma(v)(1 - \sigma(v))}{1 - 2\alpha}.
 
-    which has unit scale when the noise is uniform (``n`` is a mean of ``f^2`` uniforms). The small
-    ``gamma v_c`` term keeps ``g`` strictly increasing in ``v_c`` and onto the real line, so for
-    every fixed thumbnail the layer is a bijection of all of ``R^D`` (not only of images that agree
-    with the thumbnail): ``inverse`` solves the monotone equation by bisection. Only ``v_c`` changes,
-    so the Jacobian is triangular and
-
-    .. math::
-        \log|\det| = \sum_{	ext{blocks}} \log\left(eta\, rac{256}{f^2}\, rac{dq_c}{dv_c} + \gamma
-ight),
-        \qquad rac{dq}{dv} = rac{\sigma(v)(1 - \sigma(v))}{1 - 2lpha}.
+    An image that does not fit the thumbnail lies outside the domain: ``forward`` gives it log-det
+    ``-inf`` (probability zero) and finite placeholder outputs. The layer has no parameters and
+    computes in float64, since an interval can be a millionth wide.
 
     ``cond``: the thumbnail, intensities ``S / (255 f^2)`` in ``[0, 1]``, ``(B, C, r, r)``
     (:func:`downsample`). ``alpha`` is the logit margin of the dequantization.
@@ -133,55 +138,69 @@ ight),
 
     takes_cond = True
 
-    def __init__(self, size: int, lowres_size: int, alpha: float, gamma: float = 1e-3):
+    def __init__(self, size: int, lowres_size: int, alpha: float, eps: float = 1e-9):
         super().__init__()
-        self.factor = size // lowres_size
-        self.alpha, self.gamma = float(alpha), float(gamma)
-        self.beta = math.sqrt(12) * self.factor
-        self.register_buffer("corners", corner_mask(size, self.factor).bool(), persistent=False)
+        self.size, self.factor = size, size // lowres_size
+        self.alpha, self.eps = float(alpha), eps
 
-    def _q(self, v: Tensor) -> Tensor:
-        return (torch.sigmoid(v) - self.alpha) / (1 - 2 * self.alpha)
+    def _blocks(self, t: Tensor) -> Tensor:
+        """``(B, C, H, W)`` -> ``(B, C, r, r, f * f)``, each block's pixels in raster order."""
+        f = self.factor
+        return t.unfold(2, f, f).unfold(3, f, f).flatten(-2)
 
-    def _slope(self, v_c: Tensor) -> Tensor:
-        s = torch.sigmoid(v_c)
-        return self.beta * 256 / self.factor**2 * s * (1 - s) / (1 - 2 * self.alpha) + self.gamma
+    def _image(self, b: Tensor) -> Tensor:
+        """Inverse of :meth:`_blocks`."""
+        f, r = self.factor, self.size // self.factor
+        return b.unflatten(-1, (f, f)).permute(0, 1, 2, 4, 3, 5).reshape(b.shape[0], b.shape[1], r * f, r * f)
+
+    def _log_dq_dv(self, v: Tensor) -> Tensor:
+        return (F.logsigmoid(v) + F.logsigmoid(-v) - math.log(1 - 2 * self.alpha)).flatten(1).sum(1)
 
     def _sums(self, cond: Tensor) -> Tensor:
-        return (cond * (255 * self.factor**2)).round()
+        return (cond.double() * (255 * self.factor**2)).round()
 
-    def _rest(self, v: Tensor) -> Tensor:
-        """256 times the sum of each block's other pixels, ``(B, C, r, r)``."""
-        q = torch.where(self.corners, torch.zeros_like(v), self._q(v))
-        return F.avg_pool2d(q, self.factor) * (256 * self.factor**2)
-
-    def _g(self, v_c: Tensor, rest: Tensor, sums: Tensor) -> Tensor:
-        noise = (rest + 256 * self._q(v_c) - sums) / self.factor**2
-        return self.beta * (noise - 0.5) + self.gamma * v_c
-
-    def _corner(self, v: Tensor) -> Tensor:
-        return v[..., self.factor - 1 :: self.factor, self.factor - 1 :: self.factor]
-
-    def _put(self, v: Tensor, corner: Tensor) -> Tensor:
-        up = corner.repeat_interleave(self.factor, -1).repeat_interleave(self.factor, -2)
-        return torch.where(self.corners, up, v)
+    def _interval(self, rest: Tensor, i: int) -> tuple[Tensor, Tensor]:
+        """Where pixel ``i`` of a block can lie when ``rest`` is left for it and the pixels after it."""
+        lo = (rest - (self.factor**2 - i - 1)).clamp(min=0)
+        return lo, rest.clamp(max=1) - lo
 
     def forward(self, v: Tensor, cond: Tensor) -> tuple[Tensor, Tensor]:
-        v_c = self._corner(v)
-        g = self._g(v_c, self._rest(v), self._sums(cond))
-        return self._put(v, g), torch.log(self._slope(v_c)).flatten(1).sum(1)
+        dtype, f2 = v.dtype, self.factor**2
+        v = v.double()
+        q = self._blocks((torch.sigmoid(v) - self.alpha) / (1 - 2 * self.alpha))
+        total = q.sum(-1)
+        n = (256 * total - self._sums(cond)) / f2
+        outside = (n <= 0) | (n >= 1)
+        n = n.clamp(self.eps, 1 - self.eps)
+        logdet = self._log_dq_dv(v) + (math.log(256 / f2) - torch.log(n) - torch.log1p(-n)).flatten(1).sum(1)
+        out, rest = [], total
+        for i in range(f2 - 1):
+            lo, width = self._interval(rest, i)
+            outside |= width <= 0
+            width = width.clamp(min=self.eps)
+            r = ((q[..., i] - lo) / width).clamp(self.eps, 1 - self.eps)
+            out.append(torch.log(r) - torch.log1p(-r))
+            logdet = logdet - (torch.log(width) + torch.log(r) + torch.log1p(-r)).flatten(1).sum(1)
+            rest = rest - q[..., i]
+        out.append(torch.log(n) - torch.log1p(-n))
+        logdet = torch.where(outside.flatten(1).any(1), torch.full_like(logdet, -math.inf), logdet)
+        return self._image(torch.stack(out, -1)).to(dtype), logdet.to(dtype)
 
     def inverse(self, z: Tensor, cond: Tensor) -> tuple[Tensor, Tensor]:
-        g, rest, sums = self._corner(z), self._rest(z), self._sums(cond)
-        # g(v_c) - gamma v_c is bounded by `reach`, so the root lies within reach / gamma of g / gamma
-        reach = self.beta * ((rest.abs() + 256 + sums) / self.factor**2 + 0.5)
-        lo, hi = (g - reach) / self.gamma, (g + reach) / self.gamma
-        for _ in range(100):  # bisection: g is strictly increasing in v_c
-            mid = (lo + hi) / 2
-            above = self._g(mid, rest, sums) > g
-            hi, lo = torch.where(above, mid, hi), torch.where(above, lo, mid)
-        v_c = (lo + hi) / 2
-        return self._put(z, v_c), -torch.log(self._slope(v_c)).flatten(1).sum(1)
+        dtype, f2 = z.dtype, self.factor**2
+        c = self._blocks(z.double())
+        n = torch.sigmoid(c[..., -1])
+        logdet = (F.logsigmoid(c[..., -1]) + F.logsigmoid(-c[..., -1]) - math.log(256 / f2)).flatten(1).sum(1)
+        q, rest = [], (self._sums(cond) + f2 * n) / 256
+        for i in range(f2 - 1):
+            lo, width = self._interval(rest, i)
+            q.append(lo + width * torch.sigmoid(c[..., i]))
+            logdet = logdet + (torch.log(width) + F.logsigmoid(c[..., i]) + F.logsigmoid(-c[..., i])).flatten(1).sum(1)
+            rest = rest - q[-1]
+        q.append(rest)
+        s = self.alpha + (1 - 2 * self.alpha) * self._image(torch.stack(q, -1)).clamp(1e-12, 1 - 1e-12)
+        v = torch.log(s) - torch.log1p(-s)
+        return v.to(dtype), (logdet - self._log_dq_dv(v)).to(dtype)
 
 
 class ConditionEncoder(nn.Module):
@@ -237,3 +256,4 @@ def classify(model: MultiScaleFlow, images: Tensor, batch_size: int = 500, progr
 
         chunks = tqdm(chunks, desc=f"classify ({model.config.num_classes} passes per image)", unit="batch")
     return torch.cat([model.class_log_likelihoods(chunk).argmax(1).cpu() for chunk in chunks])
+

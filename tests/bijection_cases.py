@@ -177,7 +177,19 @@ CONDITIONAL_CASES = {
         torch.randn(2, 3, 2, 2, dtype=torch.float64)),
 }
 CASES.update(CONDITIONAL_CASES)
-# a conditional shift of one pixel per block: its log-det does not depend on the condition, so it is
-# not in CONDITIONAL_CASES (whose test wants both to change); tests/test_conditional.py tests it on its own
-CASES["BlockSumResidual-conditional"] = lambda: (
-    BlockSumResidual(4, 2, alpha=1e-5), _img(), torch.rand(2, 4, 2, 2, dtype=torch.float64))
+# its domain is the images that fit the thumbnail, so it gets such images, not N(0, I) noise; another
+# condition puts them outside the domain, so it is not in CONDITIONAL_CASES (tests/test_conditional.py tests it)
+def _fitting_logits(b: int = 2, c: int = 1, size: int = 4, alpha: float = 1e-5) -> torch.Tensor:
+    x = torch.randint(0, 256, (b, c, size, size)).double()
+    s = alpha + (1 - 2 * alpha) * (x + torch.rand(x.shape, dtype=torch.float64)) / 256
+    return torch.log(s) - torch.log1p(-s)
+
+
+def _block_sum_case():
+    v = _fitting_logits()
+    q = (torch.sigmoid(v) - 1e-5) / (1 - 2e-5)
+    thumb = torch.nn.functional.avg_pool2d(q.mul(256).floor(), 2) / 255   # the 2x2 copy of the integer image
+    return BlockSumResidual(4, 2, alpha=1e-5), v, thumb
+
+
+CASES["BlockSumResidual-conditional"] = _block_sum_case

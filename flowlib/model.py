@@ -146,11 +146,14 @@ class FlowConfig:
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown FlowConfig fields {sorted(unknown)}")
-        return cls(**{**_LEGACY, **d})
+        legacy = dict(_LEGACY)
+        if d.get("condition") == "lowres":  # only a super-resolution model has the residual layer
+            legacy["lowres_residual"] = False
+        return cls(**{**legacy, **d})
 
 
 # Fields added after checkpoints were first shipped, with the value that rebuilds those checkpoints.
-_LEGACY = {"learn_bound": False, "split_couplings": False, "lowres_residual": False}
+_LEGACY = {"learn_bound": False, "split_couplings": False}
 
 
 class MultiScaleFlow(nn.Module):

@@ -20,8 +20,8 @@ Only the conditioners and the priors see ``c``; the map stays a bijection of ``x
 An image condition is encoded once by a small conv net at full resolution and average-pooled
 to the resolution of each level (:class:`ConditionEncoder`). The dequantization ignores it. A
 ``"lowres"`` model with ``FlowConfig.lowres_residual`` (the default) first applies
-:class:`BlockSumResidual`, a parameter-free layer that turns the thumbnail's exact constraint on
-each block's sum into one bounded coordinate per block.
+:class:`BlockSumResidual`, a parameter-free layer that maps exactly the images whose block sums
+match the thumbnail onto all of ``R^D``.
 
 :func:`make_condition` computes the condition of a batch for training and evaluation: the
 labels, the deterministic low-resolution copy, or, for ``"mask"``, one random half of each
@@ -256,4 +256,3 @@ def classify(model: MultiScaleFlow, images: Tensor, batch_size: int = 500, progr
 
         chunks = tqdm(chunks, desc=f"classify ({model.config.num_classes} passes per image)", unit="batch")
     return torch.cat([model.class_log_likelihoods(chunk).argmax(1).cpu() for chunk in chunks])
-

@@ -81,9 +81,9 @@ class FlowConfig:
         num_classes: labels lie in ``[0, num_classes)`` (``"class"``).
         lowres_size: side of the low-resolution copy (``"lowres"``); divides ``size``.
         cond_features: E, channels of the class embedding or of the encoded image condition.
-        lowres_residual: a ``"lowres"`` model first replaces one pixel of each block by the block
-            sum's residual (:class:`~flowlib.conditional.BlockSumResidual`), so the flow need not
-            learn that the thumbnail fixes each block's sum (``False`` for checkpoints made before it existed).
+        lowres_residual: a ``"lowres"`` model first maps the images whose block sums match the
+            thumbnail onto all of ``R^D`` (:class:`~flowlib.conditional.BlockSumResidual`), so the flow
+            need not learn that constraint (``False`` for checkpoints made before it existed).
     """
 
     channels: int = 1

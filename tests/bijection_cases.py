@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 import flowlib as fl
-from flowlib.conditional import BlockSumResidual
+from flowlib.conditional import BlockSumResidual, downsample
 from flowlib.testing import perturb
 
 
@@ -177,19 +177,17 @@ CONDITIONAL_CASES = {
         torch.randn(2, 3, 2, 2, dtype=torch.float64)),
 }
 CASES.update(CONDITIONAL_CASES)
-# its domain is the images that fit the thumbnail, so it gets such images, not N(0, I) noise; another
-# condition puts them outside the domain, so it is not in CONDITIONAL_CASES (tests/test_conditional.py tests it)
-def _fitting_logits(b: int = 2, c: int = 1, size: int = 4, alpha: float = 1e-5) -> torch.Tensor:
-    x = torch.randint(0, 256, (b, c, size, size)).double()
-    s = alpha + (1 - 2 * alpha) * (x + torch.rand(x.shape, dtype=torch.float64)) / 256
+def dequantized_logits(x: torch.Tensor, alpha: float = 1e-5) -> torch.Tensor:
+    """Integer images -> logit((x + u) / 256) with a margin ``alpha``, as the dequantization makes them."""
+    s = alpha + (1 - 2 * alpha) * (x.double() + torch.rand(x.shape, dtype=torch.float64)) / 256
     return torch.log(s) - torch.log1p(-s)
 
 
 def _block_sum_case():
-    v = _fitting_logits()
-    q = (torch.sigmoid(v) - 1e-5) / (1 - 2e-5)
-    thumb = torch.nn.functional.avg_pool2d(q.mul(256).floor(), 2) / 255   # the 2x2 copy of the integer image
-    return BlockSumResidual(4, 2, alpha=1e-5), v, thumb
+    # its domain is the images that fit the thumbnail, so it gets such images, not N(0, I) noise; another
+    # condition puts them outside the domain, so it is not in CONDITIONAL_CASES (tests/test_conditional.py tests it)
+    x = torch.randint(0, 256, (2, 1, 4, 4))
+    return BlockSumResidual(4, 2, alpha=1e-5), dequantized_logits(x), downsample(x, 2).double()
 
 
 CASES["BlockSumResidual-conditional"] = _block_sum_case

@@ -24,7 +24,7 @@ from flowlib.evaluate import evaluate_bpd
 from flowlib.model import FlowConfig, MultiScaleFlow
 from flowlib.testing import check_bijection, perturb
 
-from .bijection_cases import CONDITIONAL_CASES
+from .bijection_cases import CONDITIONAL_CASES, dequantized_logits
 from .conftest import require_dataset
 from .test_train_cli import SMALL, assert_user_error, files
 
@@ -59,13 +59,6 @@ def test_a_layer_that_ignores_its_condition_fails_that_test():
     x, cond = torch.randn(2, 4, 4, 4, dtype=torch.float64), torch.randn(2, 3, 4, 4, dtype=torch.float64)
     check_bijection(layer, x, cond=cond)  # still a bijection...
     assert condition_effect(layer, x, cond, torch.randn_like(cond)) == (0.0, 0.0)  # ...that ignores the condition
-
-
-def dequantized_logits(x: torch.Tensor, alpha: float = 1e-5) -> torch.Tensor:
-    """Integer images -> logit((x + u) / 256) with a margin ``alpha``, as the dequantization makes them."""
-    q = (x.double() + torch.rand(x.shape, dtype=torch.float64)) / 256
-    s = alpha + (1 - 2 * alpha) * q
-    return torch.log(s) - torch.log1p(-s)
 
 
 def test_block_sum_residual_maps_the_images_that_fit_a_thumbnail_onto_all_of_r_d():

@@ -91,7 +91,7 @@ def load_reference(notebook: str | Path) -> types.SimpleNamespace:
     return types.SimpleNamespace(**namespace)
 
 
-def bits_per_dim(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> float:
+def bits_per_dim(model: nn.Module, images: torch.Tensor, batch_size: int = 100) -> float:
     """Mean test bits/dim of uint8 ``images`` (N, 1, 28, 28), one dequantization sample each."""
     total = 0.0
     with torch.no_grad():

@@ -241,7 +241,7 @@ class ConditionEncoder(nn.Module):
 
 
 @torch.no_grad()
-def classify(model: MultiScaleFlow, images: Tensor, batch_size: int = 500, progress: bool = False) -> Tensor:
+def classify(model: MultiScaleFlow, images: Tensor, batch_size: int = 100, progress: bool = False) -> Tensor:
     r"""Bayes classifier of a class-conditional model: ``argmax_c p(x | c)``, ``(N,)`` int64.
 
     With a uniform prior ``p(c)``, ``p(c | x) \propto p(x | c)``; see

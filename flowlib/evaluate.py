@@ -28,7 +28,7 @@ __all__ = ["evaluate_bpd", "main"]
 
 
 @torch.no_grad()
-def evaluate_bpd(model: MultiScaleFlow, images: torch.Tensor, batch_size: int = 500, importance_samples: int = 1,
+def evaluate_bpd(model: MultiScaleFlow, images: torch.Tensor, batch_size: int = 100, importance_samples: int = 1,
                  progress: bool = False, distributed: bool = False, labels: torch.Tensor | None = None) -> float:
     """Mean bits/dim of ``images`` (uint8, any device) under ``model``; K>1 uses importance weighting.
 
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", choices=["train", "test"], default="test")
     p.add_argument("--importance-samples", type=int, default=1, help="K dequantization samples per image")
     p.add_argument("--limit", type=int, default=None, help="only the first N images")
-    p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--seed", type=int, default=0, help="seed of the dequantization noise")
     p.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     p.add_argument("--json", action="store_true", help="end with one JSON line")

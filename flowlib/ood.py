@@ -86,7 +86,7 @@ class ModelScores:
 
 
 @torch.no_grad()
-def model_scores(model: MultiScaleFlow, images: Tensor, batch_size: int = 500, seed: int | None = 0,
+def model_scores(model: MultiScaleFlow, images: Tensor, batch_size: int = 100, seed: int | None = 0,
                  progress: bool = False) -> ModelScores:
     """Bits/dim and :func:`latent_norm_statistic` of every image, in one pass (float64, on the CPU).
 
@@ -116,7 +116,7 @@ def model_scores(model: MultiScaleFlow, images: Tensor, batch_size: int = 500, s
     return ModelScores(torch.cat(bpd), torch.cat(stats))
 
 
-def bits_per_dim(model: MultiScaleFlow, images: Tensor, batch_size: int = 500, seed: int | None = 0,
+def bits_per_dim(model: MultiScaleFlow, images: Tensor, batch_size: int = 100, seed: int | None = 0,
                  progress: bool = False) -> Tensor:
     """Bits/dim of every image, ``(N,)`` float64 on the CPU (see :func:`model_scores`)."""
     return model_scores(model, images, batch_size, seed, progress).bpd

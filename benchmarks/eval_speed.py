@@ -29,8 +29,8 @@ def measure(checkpoint: str, images: int, batch_size: int) -> dict[str, float]:
     from flowlib.data import load_images
     from flowlib.evaluate import evaluate_bpd
 
-    model, _ = load_checkpoint(checkpoint, device="cpu")
-    x = load_images(model_dataset(checkpoint), "test", limit=images).images
+    model, ckpt = load_checkpoint(checkpoint, device="cpu")
+    x = load_images(ckpt["dataset"], "test", limit=images).images
     before, start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     torch.manual_seed(0)
     bpd = evaluate_bpd(model, x, batch_size=batch_size)
@@ -38,12 +38,6 @@ def measure(checkpoint: str, images: int, batch_size: int) -> dict[str, float]:
     return {"bpd": bpd, "wall": wall, "user": after.ru_utime - before.ru_utime,
             "sys": after.ru_stime - before.ru_stime, "minor_faults": after.ru_minflt - before.ru_minflt,
             "threads": torch.get_num_threads()}
-
-
-def model_dataset(checkpoint: str) -> str:
-    from flowlib.checkpoint import read_checkpoint
-
-    return read_checkpoint(checkpoint)["dataset"]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -427,6 +427,11 @@ def main(argv: list[str] | None = None) -> int:
     try:  # every check a user's mistake can fail happens here, before data is loaded or a file written
         steps = getattr(args, "steps", 1)
         cli.require(isinstance(steps, int) and steps >= 1, f"--steps must be >= 1, got {steps}")
+        # first, because whatever else is wrong, this --out may not be written (a finished shipped run would
+        # otherwise answer with its used-up budget, and a bigger budget with this error)
+        cli.require(args.force or not first_rank or not (Path(args.out).is_file() and is_listed(args.out)),
+                    f"--out {args.out} is a shipped checkpoint listed in SHA256SUMS; write to another file "
+                    f"(e.g. runs/{Path(args.out).name}) or pass --force")
         device = cli.device(args.device)
         if world > 1:
             cli.require(device.type != "mps", "training on several processes runs on cuda or cpu, not mps; "
@@ -463,9 +468,6 @@ def main(argv: list[str] | None = None) -> int:
                     f"--limit-train {tc.limit_train} is fewer images than one global batch of {tc.batch_size}; "
                     f"pass at least {tc.batch_size}")
         if first_rank:  # only rank 0 writes --out
-            cli.require(args.force or not (Path(args.out).is_file() and is_listed(args.out)),
-                        f"--out {args.out} is a shipped checkpoint listed in SHA256SUMS; write to another file "
-                        f"(e.g. runs/{Path(args.out).name}) or pass --force")
             cli.output_file(args.out, force=args.force, may_replace=args.resume,
                             hint=f"pass --force to replace it, or --resume {args.out} to continue training it")
     except CheckpointError as err:

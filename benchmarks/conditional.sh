@@ -38,7 +38,7 @@ case "${1:-}" in
     for pair in class:class uncond:baseline lowres:lowres mask:mask; do
       src=$RUNS/fashion-mnist-${pair%%:*}.pt dst=data/checkpoints/fashion-mnist-${pair##*:}.pt
       if [ -e "$dst" ]; then echo "error: $dst exists; delete it first to replace it" >&2; exit 2; fi
-      "$PY" -c "from flowlib.checkpoint import export_checkpoint as e; e('$src', '$dst')"
+      "$PY" -c "from flowlib.training.checkpoint import export_checkpoint as e; e('$src', '$dst')"
       (cd data/checkpoints && sha256sum "$(basename "$dst")")
     done
     ;;

@@ -24,14 +24,14 @@ from pathlib import Path
 
 import torch
 
-from flowlib.checkpoint import read_checkpoint
+from flowlib.training.checkpoint import read_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(mode: str, out: Path, args: argparse.Namespace) -> float:
     """Train ``args.steps`` steps in ``mode``; return images per second of training time."""
-    train = ["-m", "flowlib.train", "--dataset", "mnist", "--device", "cpu", "--steps", str(args.steps),
+    train = ["-m", "flowlib.training.train", "--dataset", "mnist", "--device", "cpu", "--steps", str(args.steps),
              "--batch-size", str(args.batch_size), "--eval-every", "0", "--eval-images", "64", "--save-every", "0",
              "--save-every-minutes", "0", "--no-progress", "--out", str(out)]
     env = dict(os.environ)

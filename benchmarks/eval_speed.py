@@ -2,7 +2,7 @@
 
 Each measurement runs in a fresh process (glibc adapts its thresholds as a process allocates, so
 one process would carry the history of the previous measurement into the next) and times
-:func:`flowlib.evaluate.evaluate_bpd` on the first ``--images`` MNIST test images: wall time,
+:func:`flowlib.training.evaluate.evaluate_bpd` on the first ``--images`` MNIST test images: wall time,
 user and system CPU time, and minor page faults. ``FLOWLIB_MALLOC=default`` leaves glibc as it
 is; otherwise ``import flowlib`` applies :func:`flowlib.config.reuse_freed_memory`.
 
@@ -25,9 +25,9 @@ def measure(checkpoint: str, images: int, batch_size: int) -> dict[str, float]:
 
     import torch
 
-    from flowlib.checkpoint import load_checkpoint
-    from flowlib.data import load_images
-    from flowlib.evaluate import evaluate_bpd
+    from flowlib.data.images import load_images
+    from flowlib.training.checkpoint import load_checkpoint
+    from flowlib.training.evaluate import evaluate_bpd
 
     model, ckpt = load_checkpoint(checkpoint, device="cpu")
     x = load_images(ckpt["dataset"], "test", limit=images).images

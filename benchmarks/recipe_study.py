@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
-from flowlib.model import FlowConfig
-from flowlib.train import TrainConfig, train_model
+from flowlib.models.multiscale import FlowConfig
+from flowlib.training.train import TrainConfig, train_model
 
 BASE_MODEL = FlowConfig(alpha=1e-5, pre_steps=2, dequantization="variational", hidden=64, blocks=1)
 # channels_last off: the first runs of the study were made before it existed, and step speed must match

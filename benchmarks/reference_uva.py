@@ -4,7 +4,7 @@ Issue 10 compares flowlib's default recipe with this reference at equal training
 reference code is *not* part of flowlib: this script runs it from the tutorial notebook the
 user fetched, by executing only the notebook's layer classes and its ``create_multiscale_flow``
 (no Lightning, no downloads; a stand-in ``LightningModule`` base class is an ``nn.Module``). Training
-and evaluation use flowlib's loop (:func:`flowlib.training.fit`) and clock, so both recipes are
+and evaluation use flowlib's loop (:func:`flowlib.training.loop.fit`) and clock, so both recipes are
 timed the same way: training time only (evaluation excluded), process CPU time with
 ``--clock cpu``. The recipe is the tutorial's: batch 128, Adam 1e-3 from the first step, gradient
 clipping at 1, the loss is the batch's mean bits/dim, and the learning rate decays by 0.99 per
@@ -37,9 +37,9 @@ import torch
 from torch import nn, optim
 from torch.nn import functional as F
 
-from flowlib.data import load_images
-from flowlib.train import TrainConfig
-from flowlib.training import History, batches_from_tensor, fit
+from flowlib.data.images import load_images
+from flowlib.training.loop import History, batches_from_tensor, fit
+from flowlib.training.train import TrainConfig
 
 TRAIN_IMAGES = 50_000  # the tutorial's training split; the rest of MNIST's 60,000 is its validation set
 STEPS_PER_EPOCH = TRAIN_IMAGES // 128

@@ -16,8 +16,8 @@ import time
 
 import torch
 
-from flowlib.data import load_images
-from flowlib.model import FlowConfig, MultiScaleFlow
+from flowlib.data.images import load_images
+from flowlib.models.multiscale import FlowConfig, MultiScaleFlow
 
 MODES = ("eager", "masked", "channels_last", "compile")
 

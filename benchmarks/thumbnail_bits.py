@@ -3,7 +3,7 @@
 A ``r x r`` thumbnail ``y`` is a function of the image ``x``, so ``-log2 P(x) = -log2 P(y) - log2 P(x | y)``:
 a perfect super-resolution model saves exactly ``-log2 P(y)`` bits per image over a perfect
 unconditional one. This script estimates ``-log2 P(y)`` with a masked autoregressive flow (MAF,
-rational-quadratic splines; :func:`flowlib.autoregressive.maf_flow`) trained on the thumbnails of
+rational-quadratic splines; :func:`flowlib.layers.autoregressive.maf_flow`) trained on the thumbnails of
 the training images and evaluated on the test images.
 
 ``y`` is stored exactly: each entry is a block sum ``S`` of ``f*f`` pixels (``f = 28 / r``), an integer
@@ -25,8 +25,8 @@ import time
 import torch
 from torch.nn import functional as F
 
-from flowlib.autoregressive import maf_flow
-from flowlib.data import load_images
+from flowlib.data.images import load_images
+from flowlib.layers.autoregressive import maf_flow
 
 ALPHA = 1e-4
 

@@ -1,4 +1,4 @@
-"""Run-time settings shared by the notebooks: quick mode, the device, and how the CPU's memory is reused.
+"""Run-time settings shared by the notebooks: quick mode, the device, how the CPU's memory is reused, the version.
 
 Quick mode (environment variable ``FLOWLIB_QUICK=1``, set by the test command) makes
 every notebook run in seconds for CI; unset, the notebooks train long enough to show
@@ -15,7 +15,9 @@ from typing import TypeVar
 
 import torch
 
-__all__ = ["is_quick", "quick_or_full", "default_device", "reuse_freed_memory"]
+__all__ = ["is_quick", "quick_or_full", "default_device", "reuse_freed_memory", "__version__"]
+
+__version__ = "0.1.0"  # also in pyproject.toml; recorded in every checkpoint
 
 T = TypeVar("T")
 

@@ -1,6 +1,6 @@
 """Every bijection in flowlib with a small float64 input for the shared checker.
 
-``CASES`` maps a name to a factory returning ``(layer, x)``. tests/test_all_bijections.py
+``CASES`` maps a name to a factory returning ``(layer, x)``. tests/layers/test_all_bijections.py
 runs ``check_bijection`` on each and checks that every Bijection subclass defined in
 flowlib appears here, so a new layer cannot skip the checker.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 
 import flowlib as fl
-from flowlib.conditional import BlockSumResidual, downsample
-from flowlib.testing import perturb
+from flowlib.core.testing import perturb
+from flowlib.models.conditions import BlockSumResidual, downsample
 
 
 def _vec(b: int = 3, d: int = 4) -> torch.Tensor:
@@ -74,11 +74,11 @@ CASES = {
 
 
 # ---- image-flow building blocks (notebooks 03-05) ----
-from flowlib.actnorm import ActNorm  # noqa: E402
-from flowlib.dequantize import Logit  # noqa: E402
-from flowlib.glow import GlowStep  # noqa: E402
-from flowlib.invconv import InvConv1x1, InvConv1x1LU  # noqa: E402
-from flowlib.multiscale import SplitPrior, Squeeze  # noqa: E402
+from flowlib.layers.actnorm import ActNorm  # noqa: E402
+from flowlib.layers.dequantize import Logit  # noqa: E402
+from flowlib.layers.glow import GlowStep  # noqa: E402
+from flowlib.layers.invconv import InvConv1x1, InvConv1x1LU  # noqa: E402
+from flowlib.layers.squeeze import SplitPrior, Squeeze  # noqa: E402
 
 
 def _initialised_actnorm():
@@ -107,7 +107,8 @@ CASES.update({
 
 
 # ---- reference answers of the notebook exercises (notebooks 01-02) ----
-from flowlib.exercises import HalfCouplingReference, LeakyReLUReference  # noqa: E402
+from flowlib.exercises.nb01 import LeakyReLUReference  # noqa: E402
+from flowlib.exercises.nb02 import HalfCouplingReference  # noqa: E402
 
 CASES.update({
     "LeakyReLUReference": lambda: (LeakyReLUReference(0.3), _vec(4, 3)),
@@ -116,7 +117,8 @@ CASES.update({
 
 
 # ---- reference answers of the notebook exercises (notebooks 03-05) ----
-from flowlib.exercises345 import ActNormMedianReference, ChannelShiftReference, CheckerSqueezeReference  # noqa: E402
+from flowlib.exercises.nb04 import CheckerSqueezeReference  # noqa: E402
+from flowlib.exercises.nb05 import ActNormMedianReference, ChannelShiftReference  # noqa: E402
 
 CASES.update({
     "CheckerSqueezeReference": lambda: (CheckerSqueezeReference(), _img(c=1)),
@@ -126,9 +128,9 @@ CASES.update({
 
 
 # ---- beyond coupling layers (notebook 10) ----
-from flowlib.autoregressive import MaskedAutoregressive  # noqa: E402
-from flowlib.cnf import CNF  # noqa: E402
-from flowlib.splines import ElementwiseSpline, SplineCoupling  # noqa: E402
+from flowlib.layers.autoregressive import MaskedAutoregressive  # noqa: E402
+from flowlib.layers.cnf import CNF  # noqa: E402
+from flowlib.layers.splines import ElementwiseSpline, SplineCoupling  # noqa: E402
 
 _ORDER = torch.tensor([2, 0, 3, 1])
 
@@ -142,14 +144,14 @@ CASES.update({
     "Inverse-of-MaskedAutoregressive-IAF": lambda: (
         fl.Inverse(perturb(MaskedAutoregressive(4, hidden=8, order=_ORDER), std=0.3)), _vec()),
     # an ODE solve is exact only up to the solver's tolerance: solve tightly enough for the default check
-    # (tests/test_cnf.py checks looser solves with a tolerance matched to the solver). The Hutchinson trace is a
+    # (tests/layers/test_cnf.py checks looser solves with a tolerance matched to the solver). The Hutchinson trace is a
     # random estimate, different in each solve, so only the exact trace can pass this check.
     "CNF": lambda: (perturb(CNF(2, hidden=8, rtol=1e-10, atol=1e-10), std=0.5), _vec(3, 2)),
 })
 
 
 # ---- conditional layers (notebook 08): factories return (layer, x, cond), checked for that fixed cond ----
-from flowlib.multiscale import ConditionalPrior  # noqa: E402
+from flowlib.layers.squeeze import ConditionalPrior  # noqa: E402
 
 
 def _cond_map(b: int = 2) -> torch.Tensor:
@@ -185,7 +187,7 @@ def dequantized_logits(x: torch.Tensor, alpha: float = 1e-5) -> torch.Tensor:
 
 def _block_sum_case():
     # its domain is the images that fit the thumbnail, so it gets such images, not N(0, I) noise; another
-    # condition puts them outside the domain, so it is not in CONDITIONAL_CASES (tests/test_conditional.py tests it)
+    # condition puts them outside the domain, so it is not in CONDITIONAL_CASES (tests/models/test_conditions.py tests it)
     x = torch.randint(0, 256, (2, 1, 4, 4))
     return BlockSumResidual(4, 2, alpha=1e-5), dequantized_logits(x), downsample(x, 2).double()
 

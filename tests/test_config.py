@@ -42,12 +42,12 @@ def test_evaluation_gives_the_same_bits_whatever_glibc_does_with_freed_memory(tm
 
     import torch
 
-    from flowlib.model import FlowConfig, MultiScaleFlow
+    from flowlib.models.multiscale import FlowConfig, MultiScaleFlow
 
     torch.manual_seed(0)
     model = MultiScaleFlow(FlowConfig(size=8, hidden=8, steps_per_level=1))
     torch.save(model.state_dict(), tmp_path / "weights.pt")
-    code = (f"import torch, flowlib; from flowlib.model import FlowConfig, MultiScaleFlow; "
+    code = (f"import torch, flowlib; from flowlib.models.multiscale import FlowConfig, MultiScaleFlow; "
             f"m = MultiScaleFlow(FlowConfig(size=8, hidden=8, steps_per_level=1)); "
             f"m.load_state_dict(torch.load({str(tmp_path / 'weights.pt')!r})); torch.manual_seed(1); "
             f"x = torch.randint(0, 256, (300, 1, 8, 8), dtype=torch.uint8); torch.manual_seed(2); "

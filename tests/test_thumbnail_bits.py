@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from flowlib.conditional import downsample
+from flowlib.models.conditions import downsample
 
 _spec = importlib.util.spec_from_file_location(
     "thumbnail_bits", Path(__file__).resolve().parents[1] / "benchmarks" / "thumbnail_bits.py")

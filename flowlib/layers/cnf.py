@@ -67,7 +67,7 @@ class _Dynamics(nn.Module):
 class _ODEFunc(nn.Module):
     """The augmented ODE ``d(z, logdet)/dt = (f(z, t), tr(df/dz))`` that torchdiffeq solves."""
 
-    def __init__(self, dynamics: _Dynamics, trace: str):
+    def __init__(self, dynamics: nn.Module, trace: str):
         super().__init__()
         self.dynamics = dynamics
         self.trace = trace
@@ -101,19 +101,21 @@ class CNF(Bijection):
         trace: ``"exact"`` or ``"hutchinson"`` (Rademacher noise, one draw per solve).
         solver, rtol, atol, options: passed to ``torchdiffeq.odeint``.
         adjoint: compute gradients with ``torchdiffeq.odeint_adjoint``.
+        dynamics: a module ``f(t, z)`` on ``z: (B, D)`` to use instead of the tanh MLP (``hidden``
+            and ``layers`` are then unused); flow matching (notebook 11) passes its learned field.
 
     ``nfe`` holds the number of evaluations of ``f`` in the last solve.
     """
 
     def __init__(self, features: int, hidden: int = 64, layers: int = 2, time: float = 1.0, trace: str = "exact",
                  solver: str = "dopri5", rtol: float = 1e-5, atol: float = 1e-5, adjoint: bool = False,
-                 options: dict | None = None):
+                 options: dict | None = None, dynamics: nn.Module | None = None):
         super().__init__()
         if trace not in ("exact", "hutchinson"):
             raise ValueError(f"trace must be 'exact' or 'hutchinson', got {trace!r}")
         self.features, self.time = features, float(time)
         self.solver, self.rtol, self.atol, self.adjoint, self.options = solver, rtol, atol, adjoint, options
-        self.func = _ODEFunc(_Dynamics(features, hidden, layers), trace)
+        self.func = _ODEFunc(dynamics if dynamics is not None else _Dynamics(features, hidden, layers), trace)
 
     @property
     def trace(self) -> str:

@@ -1,5 +1,5 @@
 """The invertible layers, each a :class:`~flowlib.core.bijection.Bijection`, and the conditioner networks inside
-them (notebooks 01-05 and 10).
+them (notebooks 01-05, 10 and 11).
 """
 
 from .actnorm import ActNorm

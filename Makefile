@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 # JupyterLab refuses to run as root unless told to (containers, CI machines)
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: setup lab test unit notebooks lint clean
+.PHONY: setup lab test unit notebooks student lint clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ unit: setup
 
 notebooks: setup
 	FLOWLIB_QUICK=1 $(PY) -m pytest notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=600 --durations=15
+
+# a copy of the notebooks without their reference solutions, for students (refuses to overwrite)
+student: setup
+	$(PY) -m flowlib.exercises.strip student
 
 lint: setup
 	$(PY) -m ruff check flowlib tests notebooks

@@ -10,7 +10,7 @@ The map, from the bottom up (a subpackage imports only those above it in this li
 - ``data``: MNIST and FashionMNIST as integer images, and the 2D toy data sets.
 - ``training``: the training loop, checkpoints, the training and evaluation commands, benchmarks, distributed runs.
 - ``apps``: plotting, latent exploration, anomaly scores and the figure command.
-- ``exercises``: one module of reference answers and automatic checks per notebook (``nb01`` ... ``nb10``).
+- ``exercises``: one module of reference answers and automatic checks per notebook (``nb01`` ... ``nb11``).
 
 The command lines keep short names: ``python -m flowlib.train``, ``flowlib.evaluate``, ``flowlib.bench``,
 ``flowlib.figures`` and ``flowlib.ood`` (each a few lines that call the command in its subpackage).

@@ -1,4 +1,4 @@
-"""Exercise checks: one module per notebook, ``nb01`` ... ``nb10``, each holding that notebook's reference answers
+"""Exercise checks: one module per notebook, ``nb01`` ... ``nb11``, each holding that notebook's reference answers
 and automatic checks, and ``runner``, which runs a check and says what differs.
 
 The notebook imports the checks from here, so a learner sees no solution until they ask for it (the collapsed

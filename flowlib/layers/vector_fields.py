@@ -21,13 +21,22 @@ from torch import Tensor, nn
 __all__ = ["time_features", "TimeMLP", "UNet"]
 
 
+MAX_FREQUENCY = 30.0
+
+
 def time_features(t: Tensor, batch: int, dim: int, dtype: torch.dtype) -> Tensor:
-    r"""Sinusoidal features of ``t`` in ``[0, 1]``: ``[sin(w_k t), cos(w_k t)]`` with ``w_k`` from 1 to 1000
-    on a log scale, ``(batch, dim)``; ``t`` is a scalar or ``(batch,)``."""
+    r"""Sinusoidal features of ``t`` in ``[0, 1]``: ``[sin(w_k t), cos(w_k t)]`` with ``w_k`` from 1 to
+    ``MAX_FREQUENCY`` (30) on a log scale, ``(batch, dim)``; ``t`` is a scalar or ``(batch,)``.
+
+    DDPM's frequencies reach 1000 because its time is an integer step up to 1000. On ``[0, 1]`` they would make
+    ``v`` wiggle in ``t`` faster than any ODE step. On notebook 11's moons (2,000 steps, batch 1024) a field with
+    them needed 578 evaluations for the exact likelihood of 500 points against 68 with these, and the midpoint
+    sampler lost its second order; the test NLL moved by 0.03 nats, about one standard error.
+    """
     t = torch.as_tensor(t, dtype=dtype)
     t = t.reshape(-1).expand(batch) if t.numel() == 1 else t.reshape(batch)
     half = dim // 2
-    freqs = torch.exp(torch.linspace(0.0, math.log(1000.0), half, device=t.device, dtype=dtype))
+    freqs = torch.exp(torch.linspace(0.0, math.log(MAX_FREQUENCY), half, device=t.device, dtype=dtype))
     angles = t[:, None] * freqs[None]
     return torch.cat([angles.sin(), angles.cos()], 1)
 

@@ -45,3 +45,11 @@ def test_unet_shapes_zero_start_gradients_and_size(base):
     with torch.no_grad():
         v.out[-1].weight.normal_()
         assert (v(torch.tensor(0.2), x) - v(torch.tensor(0.8), x)).abs().max() > 1e-4
+
+
+def test_time_features_change_slowly_on_the_unit_interval():
+    # every feature's slope is at most MAX_FREQUENCY: no wiggle in t faster than an ODE step can follow
+    t = torch.linspace(0, 1, 2001, dtype=torch.float64)
+    f = time_features(t, len(t), 16, torch.float64)
+    slope = (f[1:] - f[:-1]).abs().max() / (t[1] - t[0])
+    assert 5 < slope <= 30 + 1e-6

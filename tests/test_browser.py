@@ -1,6 +1,7 @@
 """Real-browser tests of the widgets: JupyterLab in headless Chromium runs notebook 07, then
 moving the interpolation slider must change the interpolated image on screen; it runs notebook
-08, then pressing *resample* and picking another degradation must each redraw its posterior strip.
+08, then pressing *resample* and picking another degradation must each redraw its posterior strip;
+it runs notebook 10's spline cells, then moving a knot must redraw the map.
 
 Needs Chromium (/usr/bin/chromium or `chromium` on PATH) and the `playwright` Python package;
 it never downloads a browser. Run it alone with
@@ -42,6 +43,9 @@ NB_NAME = NOTEBOOK.name
 NOTEBOOK_08 = ROOT / "notebooks" / "08_conditional_flows.ipynb"
 POSTERIOR_IMAGE = ".flowlib-posterior-image"
 RAISES_NAME = "raises_zero_division.ipynb"
+NOTEBOOK_10 = ROOT / "notebooks" / "10_beyond_coupling.ipynb"
+SPLINE_NAME = "spline_knots_from_10.ipynb"
+SPLINE_DRAWING = ".flowlib-spline-drawing"
 IMAGE = ".flowlib-interp-image"
 SLIDER = ".flowlib-interp-slider"
 MIN_MEAN_ABS_DIFF = 1.0  # on a 0-255 scale
@@ -80,6 +84,8 @@ def lab(chromium, tmp_path_factory):
         if notebook.exists():
             prepare_notebook(notebook, root / notebook.name)
     write_notebook(root / RAISES_NAME, [RAISING_WIDGET, "1 / 0", "print('never runs')"])
+    if NOTEBOOK_10.exists():
+        write_notebook(root / SPLINE_NAME, _spline_cells())
     env = {"FLOWLIB_QUICK": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     if os.environ.get("FLOWLIB_DATA"):
         env["FLOWLIB_DATA"] = os.environ["FLOWLIB_DATA"]
@@ -123,6 +129,16 @@ def page(browser, tmp_path):
         print(f"no teardown screenshot: {exc}")
     finally:
         context.close()
+
+
+def _spline_cells() -> list[str]:
+    """Notebook 10's own cells for the knot widget: its set-up, the drawing function, the widget."""
+    import json
+
+    cells = ["".join(c["source"]) for c in json.loads(NOTEBOOK_10.read_text())["cells"] if c["cell_type"] == "code"]
+    drawing = next(c for c in cells if "def draw_spline" in c)
+    widget = next(c for c in cells if "flowlib-spline-drawing" in c)
+    return [cells[0], drawing, widget]
 
 
 def _pixels(png: bytes, size=None):
@@ -268,6 +284,34 @@ def test_posterior_explorer_resamples_and_switches_degradation(lab, page, tmp_pa
     _changed_strip(page, lab, tmp_path, "picking inpainting", pick, "posterior_inpainting")
     errors = error_outputs(page)
     assert not errors, f"error output(s) after using the explorer:{_diagnostics(page, lab)}"
+
+
+def test_moving_a_spline_knot_redraws_the_map(lab, page, tmp_path):
+    if not NOTEBOOK_10.exists():
+        pytest.skip(f"{NOTEBOOK_10.relative_to(ROOT)} does not exist yet")
+    _run_whole_notebook(page, lab, SPLINE_NAME, timeout_ms=120_000)
+    image = page.locator(f"{SPLINE_DRAWING} img")
+    assert image.count() == 1, f"expected one picture in {SPLINE_DRAWING}, found {image.count()}{_diagnostics(page, lab)}"
+    handle = page.locator(".flowlib-spline-x .noUi-handle")
+    readout = page.locator(".flowlib-spline-x .widget-readout")
+    with _explained(page, lab, "moving knot 2's position and waiting for the map to be redrawn"):
+        handle.scroll_into_view_if_needed()
+        src_before, start = image.get_attribute("src"), readout.inner_text().strip()
+        before_png = image.screenshot()
+        handle.focus()
+        for _ in range(10):
+            handle.press("ArrowRight")
+        page.wait_for_function("([sel, old]) => document.querySelector(sel)?.src !== old",
+                               arg=[f"{SPLINE_DRAWING} img", src_before], timeout=30_000)
+        wait_image_settled(page, f"{SPLINE_DRAWING} img")
+        after_png = image.screenshot(path=str(tmp_path / "spline_after.png"))
+    assert readout.inner_text().strip() != start, "the knot's position slider did not move"
+    before_img, before = _pixels(before_png)
+    _, after = _pixels(after_png, size=before_img.size)
+    diff = float(abs(after - before).mean())
+    print(f"knot moved from x = {start} to {readout.inner_text().strip()}: mean |after - before| = {diff:.2f}")
+    assert diff > 0.2, f"moving the knot barely changed the picture: {diff:.3f}{_diagnostics(page, lab)}"
+    assert not error_outputs(page), f"error output(s) after moving the knot:{_diagnostics(page, lab)}"
 
 
 def test_error_detector_sees_an_exception(lab, page):

@@ -36,8 +36,8 @@ from .coupling import _Coupling, alternating_mask
 from .elementwise import ElementwiseAffine
 from .nets import MLP
 
-__all__ = ["rational_quadratic_spline", "spline_knots", "ElementwiseSpline", "SplineCoupling",
-           "spline_coupling_flow", "spline_params_per_feature"]
+__all__ = ["rational_quadratic_spline", "spline_knots", "spline_params_from_knots", "ElementwiseSpline",
+           "SplineCoupling", "spline_coupling_flow", "spline_params_per_feature"]
 
 MIN_BIN_WIDTH = 1e-3
 MIN_BIN_HEIGHT = 1e-3
@@ -81,6 +81,35 @@ def spline_knots(raw_widths: Tensor, raw_heights: Tensor, raw_derivatives: Tenso
     inner = MIN_DERIVATIVE + F.softplus(raw_derivatives + _DERIVATIVE_SHIFT)
     ones = torch.ones_like(inner[..., :1])
     return positions(raw_widths, MIN_BIN_WIDTH), positions(raw_heights, MIN_BIN_HEIGHT), torch.cat([ones, inner, ones], -1)
+
+
+def spline_params_from_knots(knots_x: Tensor, knots_y: Tensor, derivatives: Tensor,
+                             bound: float) -> tuple[Tensor, Tensor, Tensor]:
+    """The unconstrained parameters that :func:`spline_knots` turns into these knots: its inverse.
+
+    ``knots_x``, ``knots_y``: ``(..., K + 1)``, increasing from ``-bound`` to ``bound``, each bin wider and taller than
+    the minimum; ``derivatives``: ``(..., K + 1)`` with the end ones equal to 1 (the linear tails), the interior ones
+    above ``MIN_DERIVATIVE``. Lets a learner place the knots by hand (notebook 10's spline widget).
+    """
+    for name, knots, minimum in [("knots_x", knots_x, MIN_BIN_WIDTH), ("knots_y", knots_y, MIN_BIN_HEIGHT)]:
+        ends = torch.stack([knots[..., 0], knots[..., -1]], -1)
+        if not torch.allclose(ends, torch.tensor([-bound, bound], dtype=knots.dtype).expand_as(ends)):
+            raise ValueError(f"{name} must run from -bound to bound ({-bound} to {bound})")
+        if not (torch.diff(knots, dim=-1) > 2 * bound * minimum).all():
+            raise ValueError(f"{name} must increase, each bin wider than {2 * bound * minimum:g}")
+    if not torch.allclose(derivatives[..., [0, -1]], torch.ones_like(derivatives[..., [0, -1]])):
+        raise ValueError("the end derivatives must be 1: the tails outside [-bound, bound] are the identity")
+    inner = derivatives[..., 1:-1]
+    if not (inner > MIN_DERIVATIVE).all():
+        raise ValueError(f"the interior derivatives must exceed {MIN_DERIVATIVE}")
+
+    def raw(knots: Tensor, minimum: float) -> Tensor:
+        fractions = torch.diff(knots, dim=-1) / (2 * bound)
+        bins = fractions.shape[-1]
+        return torch.log((fractions - minimum) / (1 - minimum * bins))  # softmax of this gives the fractions back
+
+    return (raw(knots_x, MIN_BIN_WIDTH), raw(knots_y, MIN_BIN_HEIGHT),
+            torch.log(torch.expm1(inner - MIN_DERIVATIVE)) - _DERIVATIVE_SHIFT)
 
 
 def _bin_index(knots: Tensor, v: Tensor) -> Tensor:

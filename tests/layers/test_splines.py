@@ -11,6 +11,7 @@ from flowlib.layers.splines import (
     rational_quadratic_spline,
     spline_coupling_flow,
     spline_knots,
+    spline_params_from_knots,
     spline_params_per_feature,
 )
 
@@ -169,3 +170,31 @@ def test_spline_coupling_flow_starts_as_identity_and_trains():
     fl.fit(flow, x, 30, lr=5e-3, batch_size=128, progress=False)
     assert -flow.log_prob(x).mean().item() < before - 0.2
     assert flow.sample(7).shape == (7, 2)
+
+
+def test_params_from_knots_invert_spline_knots_and_place_the_map():
+    g = torch.Generator().manual_seed(5)
+    raw = [2 * torch.randn(3, 6, generator=g, dtype=torch.float64) for _ in range(2)]
+    raw.append(2 * torch.randn(3, 5, generator=g, dtype=torch.float64))
+    knots = spline_knots(*raw, bound=3.0)
+    back = spline_params_from_knots(*knots, bound=3.0)
+    assert all(torch.allclose(a, b, atol=1e-9) for a, b in zip(spline_knots(*back, bound=3.0), knots))
+    # hand-placed knots: the map passes through them with the derivatives asked for
+    kx = torch.tensor([-3.0, -1.0, 0.5, 3.0], dtype=torch.float64)
+    ky = torch.tensor([-3.0, 0.0, 1.0, 3.0], dtype=torch.float64)
+    kd = torch.tensor([1.0, 2.5, 0.2, 1.0], dtype=torch.float64)
+    params = spline_params_from_knots(kx, ky, kd, bound=3.0)
+    y, log_deriv = fl.rational_quadratic_spline(kx[1:3], *[p.expand(2, -1) for p in params], bound=3.0)
+    assert torch.allclose(y, ky[1:3], atol=1e-9) and torch.allclose(log_deriv.exp(), kd[1:3], atol=1e-9)
+
+
+@pytest.mark.parametrize("kx, ky, kd, message", [
+    ([-3.0, 1.0, 0.5, 3.0], [-3.0, 0.0, 1.0, 3.0], [1.0, 1.0, 1.0, 1.0], "knots_x must increase"),
+    ([-3.0, -1.0, 0.5, 2.0], [-3.0, 0.0, 1.0, 3.0], [1.0, 1.0, 1.0, 1.0], "knots_x must run"),
+    ([-3.0, -1.0, 0.5, 3.0], [-3.0, 2.0, 1.0, 3.0], [1.0, 1.0, 1.0, 1.0], "knots_y must increase"),
+    ([-3.0, -1.0, 0.5, 3.0], [-3.0, 0.0, 1.0, 3.0], [1.0, 0.0, 1.0, 1.0], "interior derivatives"),
+    ([-3.0, -1.0, 0.5, 3.0], [-3.0, 0.0, 1.0, 3.0], [2.0, 1.0, 1.0, 1.0], "end derivatives"),
+])
+def test_params_from_knots_refuse_knots_no_spline_has(kx, ky, kd, message):
+    with pytest.raises(ValueError, match=message):
+        spline_params_from_knots(*(torch.tensor(v, dtype=torch.float64) for v in (kx, ky, kd)), bound=3.0)

@@ -13,7 +13,7 @@ The map, from the bottom up (a subpackage imports only those above it in this li
 - ``exercises``: one module of reference answers and automatic checks per notebook (``nb01`` ... ``nb11``).
 
 The command lines keep short names: ``python -m flowlib.train``, ``flowlib.evaluate``, ``flowlib.bench``,
-``flowlib.figures`` and ``flowlib.ood`` (each a few lines that call the command in its subpackage).
+``flowlib.figures``, ``flowlib.ood`` and ``flowlib.train_fm`` (each a few lines that call the command in its subpackage).
 """
 
 from .apps import plot

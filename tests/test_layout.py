@@ -16,7 +16,8 @@ import flowlib
 
 PACKAGE = Path(flowlib.__file__).resolve().parent
 README = PACKAGE.parent / "README.md"
-ENTRY_POINTS = {"flowlib", "flowlib.train", "flowlib.evaluate", "flowlib.bench", "flowlib.figures", "flowlib.ood"}
+ENTRY_POINTS = {"flowlib", "flowlib.train", "flowlib.evaluate", "flowlib.bench", "flowlib.figures", "flowlib.ood",
+                "flowlib.train_fm"}
 
 
 def module_name(path: Path) -> str:

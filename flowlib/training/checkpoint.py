@@ -177,6 +177,9 @@ def load_checkpoint(path: str | Path, *, expected_config: FlowConfig | None = No
     not fit its config.
     """
     ckpt = read_checkpoint(path)
+    if "kind" in ckpt["config"]:  # only flowlib.training.train_fm writes one
+        raise CheckpointError(f"{path} holds a {ckpt['config']['kind']} field (notebook 11), not a multi-scale flow; "
+                              f"load it with flowlib.training.train_fm.load_field_checkpoint")
     try:
         config = FlowConfig.from_dict(ckpt["config"])
     except (TypeError, ValueError) as err:

@@ -2,14 +2,17 @@
 
     python -m flowlib.train_fm --dataset mnist --minutes 60 --out runs/mnist-fm.pt
     python -m flowlib.train_fm --resume runs/mnist-fm.pt --minutes 90      # --minutes is the total to reach
+    python -m flowlib.train_fm --export runs/mnist-fm.pt --out data/checkpoints/mnist-fm.pt   # weights only, to ship
 
-The field (:class:`flowlib.layers.vector_fields.UNet`) models the logit-space images that the
-multi-scale flow sees (uniform dequantization and the logit of notebook 03), so that
-:func:`flowlib.layers.flow_matching.image_bits_per_dim` scores both kinds of model by one
-definition. Training runs on the course's one loop (:func:`flowlib.training.loop.fit`) with the
+The field (:class:`flowlib.layers.vector_fields.UNet`) models images in logit space (uniform
+dequantization and the logit of notebook 03), so that :func:`flowlib.layers.flow_matching.image_bits_per_dim`
+gives the same quantity as the multi-scale flow's bits/dim: an upper bound on the discrete images'
+bits/dim (the flow's variational dequantization makes its bound tighter; this one is uniform).
+Training runs on the course's one loop (:func:`flowlib.training.loop.fit`) with the
 conditional flow-matching loss, Adam, a linear warm-up then cosine decay over the time budget,
 gradient clipping, a progress bar, and an exponential moving average of the weights (the EMA
-is what is sampled and scored, as in most strong generative models). A checkpoint is written
+is what is sampled and scored, as in most strong generative models; its decay warms up as
+``min(decay, (1 + n) / (10 + n))`` after ``n`` updates, so that short runs average recent weights). A checkpoint is written
 atomically every ``--save-minutes`` and at the end; it holds the EMA weights, the raw weights
 and the optimizer, so ``--resume`` goes on exactly where a run stopped.
 """
@@ -33,10 +36,11 @@ from .checkpoint import FORMAT, FORMAT_VERSION, CheckpointError, read_checkpoint
 from .loop import History, batches_from_tensor, fit
 from .train import TrainConfig
 
-__all__ = ["KIND", "DEQUANT_ALPHA", "save_field_checkpoint", "load_field_checkpoint", "train_field", "main"]
+__all__ = ["KIND", "DEQUANT_ALPHA", "save_field_checkpoint", "load_field_checkpoint", "export_field_checkpoint",
+           "train_field", "main"]
 
 KIND = "flow-matching-unet"
-DEQUANT_ALPHA = 0.05  # the multi-scale flow's logit squeeze, so both models share one bits/dim
+DEQUANT_ALPHA = 0.05  # notebook 03's logit squeeze (UniformDequantization's default)
 
 
 def _unet(config: dict[str, Any]) -> UNet:
@@ -69,8 +73,22 @@ def load_field_checkpoint(path: str | Path, *, dataset: str | None = None, raw: 
     if dataset is not None and ckpt["dataset"] != dataset:
         raise CheckpointError(f"{path} was trained on {ckpt['dataset']}, not {dataset}")
     field = _unet(ckpt["config"])
+    if raw and "raw_model" not in ckpt:
+        raise CheckpointError(f"{path} holds only the averaged weights (an exported checkpoint), so it cannot be resumed; "
+                              f"resume the run it was exported from")
     field.load_state_dict(ckpt["raw_model"] if raw else ckpt["model"])
     return field.eval(), ckpt
+
+
+def export_field_checkpoint(src: str | Path, dst: str | Path) -> Path:
+    """Write the EMA weights of ``src`` to ``dst`` without the raw weights and the optimizer (a quarter of the size).
+
+    What is shipped in ``data/checkpoints/``: it samples and scores like ``src``, but cannot be resumed.
+    """
+    _, ckpt = load_field_checkpoint(src)
+    slim = {k: v for k, v in ckpt.items() if k not in ("raw_model", "optimizer")}
+    slim["optimizer"] = None
+    return write_atomically(dst, lambda f: torch.save(slim, f))
 
 
 def train_field(tc: TrainConfig, *, base: int = 32, ema_decay: float = 0.999, out: str | Path | None = None,
@@ -85,7 +103,13 @@ def train_field(tc: TrainConfig, *, base: int = 32, ema_decay: float = 0.999, ou
         field.train()
     else:
         field, state = UNet(1, base=base), None
-    ema = torch.optim.swa_utils.AveragedModel(field, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(ema_decay))
+    def average(avg: torch.Tensor, new: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        # the decay grows from 0.1 to ema_decay over the first steps, so a short run's average is not
+        # dominated by its random initial weights (with a fixed 0.999 they keep 0.999**n of the weight)
+        decay = min(ema_decay, (1 + n.item()) / (10 + n.item()))
+        return decay * avg + (1 - decay) * new
+
+    ema = torch.optim.swa_utils.AveragedModel(field, avg_fn=average)
     opt = torch.optim.Adam(field.parameters(), lr=tc.lr)
     history = History()
     if state is not None:
@@ -148,9 +172,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--force", action="store_true", help="replace --out even if it exists")
     p.add_argument("--limit-train", type=int, help="use only the first N training images")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--export", metavar="SRC", help="train nothing: write SRC's averaged weights alone to --out")
     args = p.parse_args(argv)
     try:
         cli.require(args.out is not None or args.resume is not None, "give --out (where to write the checkpoint)")
+        if args.export is not None:
+            cli.require(args.resume is None, "--export and --resume do not go together: --export trains nothing")
+            cli.require(args.out is not None, "--export needs --out (where to write the weights)")
+            cli.output_file(args.out, force=args.force)
+            dst = export_field_checkpoint(args.export, args.out)
+            print(f"{dst}: the averaged weights of {args.export} ({dst.stat().st_size / 2**20:.1f} MiB)")
+            return 0
         out = args.out if args.out is not None else args.resume
         cli.require(0 < args.ema_decay < 1, f"--ema-decay must be between 0 and 1, got {args.ema_decay}")
         cli.require(args.base >= 8 and args.base % 8 == 0, f"--base must be a multiple of 8, got {args.base}")

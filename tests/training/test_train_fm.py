@@ -121,3 +121,34 @@ def test_the_command_trains_resumes_and_refuses_to_overwrite(tmp_path, capsys):
     code, stdout, err = run(capsys, "--resume", out, "--minutes", "0.02", *args)
     assert code == 0, err
     assert "resuming" in stdout and train_fm.load_field_checkpoint(out)[1]["step"] > first
+
+
+def test_export_keeps_the_averaged_weights_and_drops_what_only_resuming_needs(tmp_path, capsys):
+    torch.manual_seed(0)
+    src, dst = tmp_path / "run.pt", tmp_path / "shipped.pt"
+    train_fm.train_field(small(2), base=8, out=src, train_images=images(), progress=False, log=lambda *a: None)
+    code, stdout, err = run(capsys, "--export", str(src), "--out", str(dst))
+    assert code == 0, err
+    assert "averaged weights" in stdout and dst.stat().st_size < src.stat().st_size / 2
+    a, ca = train_fm.load_field_checkpoint(src)
+    b, cb = train_fm.load_field_checkpoint(dst)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert cb["step"] == ca["step"] and cb["optimizer"] is None and "raw_model" not in cb
+    with pytest.raises(CheckpointError, match="cannot be resumed"):
+        train_fm.load_field_checkpoint(dst, raw=True)
+    code, _, err = run(capsys, "--export", str(src), "--out", str(dst))
+    assert_user_error(code, err, "already exists")
+
+
+def test_the_average_of_a_short_run_follows_the_recent_weights_not_the_initial_ones(tmp_path):
+    # with a fixed decay of 0.999 the average of a 3-step run is still 99.8% the first step's weights
+    torch.manual_seed(0)
+    init = UNet(1, base=8).state_dict()
+    torch.manual_seed(0)
+    train_fm.train_field(small(3), base=8, ema_decay=0.999, out=tmp_path / "fm.pt", train_images=images(),
+                         progress=False, log=lambda *a: None)
+    ema = train_fm.load_field_checkpoint(tmp_path / "fm.pt")[0].state_dict()
+    raw = train_fm.load_field_checkpoint(tmp_path / "fm.pt", raw=True)[0].state_dict()
+    moved = sum((ema[k] - init[k]).norm() ** 2 for k in init if init[k].is_floating_point()) ** 0.5
+    trained = sum((raw[k] - init[k]).norm() ** 2 for k in init if init[k].is_floating_point()) ** 0.5
+    assert trained > 0 and moved > 0.6 * trained, (moved, trained)

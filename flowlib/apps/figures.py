@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..training import cli
-from ..training.checkpoint import CheckpointError, load_checkpoint, write_atomically
+from ..training import cli, train_fm
+from ..training.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, write_atomically
 from .plot import image_grid
 
 __all__ = ["sample_grid_png", "read_curve", "learning_curve_png", "main"]
@@ -33,11 +33,15 @@ def sample_grid_png(checkpoint: str | Path, out: str | Path, n: int = 64, nrow: 
 
     A class-conditional model draws one row of ``nrow`` samples per class instead (``n`` is not used);
     a model conditioned on images is refused, since its samples need observations (notebook 08).
+    A flow-matching field (``python -m flowlib.train_fm``) draws its samples by the adaptive ODE.
     """
-    from PIL import Image
 
     out = Path(out)
     _check_settings(out, n, nrow, temperature, scale)
+    if read_checkpoint(checkpoint)["config"].get("kind") == train_fm.KIND:
+        field, _ = train_fm.load_field_checkpoint(checkpoint)
+        samples, _ = train_fm.sample_images(field, n, temperature, torch.Generator().manual_seed(seed))
+        return _write_grid(samples, out, nrow, scale)
     model, _ = load_checkpoint(checkpoint)
     condition, cond = model.config.condition, None
     if condition == "class":
@@ -48,6 +52,12 @@ def sample_grid_png(checkpoint: str | Path, out: str | Path, n: int = 64, nrow: 
                          f"need an observation each; notebook 08 draws them")
     g = torch.Generator().manual_seed(seed)
     samples = model.sample(n, temperature=temperature, generator=g, quantize=False, cond=cond)
+    return _write_grid(samples, out, nrow, scale)
+
+
+def _write_grid(samples: torch.Tensor, out: Path, nrow: int, scale: int) -> Path:
+    from PIL import Image
+
     grid = (image_grid(samples, nrow=nrow, pad=1) * 255).round().astype(np.uint8)
     img = Image.fromarray(grid, mode="L")
     img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
@@ -65,8 +75,6 @@ def read_curve(path: str | Path) -> tuple[list[float], list[float]]:
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise CheckpointError(f"{path} is not a curve file written by flowlib.bench --curve-out ({err})") from None
         return [t / 60 for t, _, _ in points], [b for _, _, b in points]
-    from ..training.checkpoint import read_checkpoint
-
     hist = read_checkpoint(path).get("history", {})
     seconds, evals = hist.get("eval_seconds", []), hist.get("evals", [])
     if not seconds or len(seconds) != len(evals):

@@ -37,7 +37,7 @@ from .loop import History, batches_from_tensor, fit
 from .train import TrainConfig
 
 __all__ = ["KIND", "DEQUANT_ALPHA", "save_field_checkpoint", "load_field_checkpoint", "export_field_checkpoint",
-           "train_field", "main"]
+           "sample_images", "train_field", "main"]
 
 KIND = "flow-matching-unet"
 DEQUANT_ALPHA = 0.05  # notebook 03's logit squeeze (UniformDequantization's default)
@@ -89,6 +89,23 @@ def export_field_checkpoint(src: str | Path, dst: str | Path) -> Path:
     slim = {k: v for k, v in ckpt.items() if k not in ("raw_model", "optimizer")}
     slim["optimizer"] = None
     return write_atomically(dst, lambda f: torch.save(slim, f))
+
+
+@torch.no_grad()
+def sample_images(field: nn.Module, n: int, temperature: float = 1.0, generator: torch.Generator | None = None,
+                  rtol: float = 1e-4, atol: float = 1e-4) -> tuple[torch.Tensor, int]:
+    """Draw ``n`` images ``(n, C, 28, 28)`` with intensities in ``[0, 1]`` by the adaptive ODE, and the solver's NFE.
+
+    The noise is scaled by ``temperature`` (as the multi-scale flow's latents are); the ODE's end point is
+    in logit space and goes back to pixels through the inverse logit and quantization.
+    """
+    from ..layers.flow_matching import sample_ode
+
+    channels = field.inp.in_channels
+    x0 = temperature * torch.randn((n, channels, 28, 28), generator=generator)
+    y, nfe = sample_ode(field, x0, method="adaptive", rtol=rtol, atol=atol)
+    pixels, _ = UniformDequantization(alpha=DEQUANT_ALPHA).inverse(y)
+    return pixels / 255, nfe
 
 
 def train_field(tc: TrainConfig, *, base: int = 32, ema_decay: float = 0.999, out: str | Path | None = None,

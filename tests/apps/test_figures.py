@@ -117,3 +117,27 @@ def test_a_checkpoint_without_a_time_history_is_one_line(tmp_path, capsys):
     code, _, err = run(capsys, "--curve", str(ckpt), "--out", str(tmp_path / "lc.png"))
     assert_user_error(code, err, "records no test bits/dim against training time")
     assert not (tmp_path / "lc.png").exists()
+
+
+def test_a_flow_matching_field_draws_its_grid_by_the_ode(tmp_path):
+    import torch
+
+    from flowlib.layers.dequantize import UniformDequantization
+    from flowlib.layers.vector_fields import UNet
+    from flowlib.training import train_fm
+
+    torch.manual_seed(0)
+    ckpt = train_fm.save_field_checkpoint(tmp_path / "fm.pt", UNet(1, base=8), dataset="mnist", step=0)
+    a = sample_grid_png(ckpt, tmp_path / "a.png", n=6, nrow=3, temperature=1.0)
+    b = sample_grid_png(ckpt, tmp_path / "b.png", n=6, nrow=3, temperature=1.0, seed=1)
+    img = Image.open(a)
+    assert img.mode == "L" and img.size == (2 * (3 * 28 + 2), 2 * (2 * 28 + 1))
+    assert a.read_bytes() != b.read_bytes()  # the seed reaches the noise
+    # an untrained U-Net's field is zero at the start (zero-initialised output), so the images are the noise's pixels
+    field, _ = train_fm.load_field_checkpoint(ckpt)
+    pixels, nfe = train_fm.sample_images(field, 3, generator=torch.Generator().manual_seed(2))
+    x0 = torch.randn((3, 1, 28, 28), generator=torch.Generator().manual_seed(2))
+    expected, _ = UniformDequantization(alpha=train_fm.DEQUANT_ALPHA).inverse(x0)
+    assert pixels.shape == (3, 1, 28, 28) and nfe > 0
+    # (the solver's interpolation to t = 1 may round a value across a pixel level)
+    assert (pixels - expected / 255).abs().max() <= 1.01 / 255 and (pixels == expected / 255).float().mean() > 0.99

@@ -16,7 +16,6 @@ import hashlib
 import html
 import io
 from collections.abc import Callable, Sequence
-
 from dataclasses import dataclass
 
 from matplotlib.figure import Figure
@@ -86,4 +85,6 @@ def slider_frames(frames: Sequence[bytes], values: Sequence[float], label: str =
         f' step="1" value="{start}" data-labels="{html.escape("|".join(readouts))}" oninput="{html.escape(_ON_INPUT)}"'
         f' aria-label="{html.escape(label)}"> <output>{readouts[start]}</output></label>'
     )
-    return StaticHTML(f'<div class="flowlib-static" id="flowlib-static-{digest}">\n{slider}\n<div>\n{images}\n</div>\n</div>')
+    return StaticHTML(
+        f'<div class="flowlib-static" id="flowlib-static-{digest}">\n{slider}\n<div>\n{images}\n</div>\n</div>'
+    )

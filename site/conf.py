@@ -63,10 +63,20 @@ nb_merge_streams = True
 nb_ipywidgets_js = {}
 
 # Maths from local files: MathJax 2.7 as shipped by jupyter-server-mathjax, copied to _static/mathjax.
+# The package ships one combined configuration (HTML-CSS output) and the STIX-Web fonts only: MathJax's
+# default TeX fonts would be requested and missing. HTML-CSS tells web fonts apart with a font-face at
+# about:blank, a request that Chromium reports as an error on every page; local() makes no request.
 mathjax_path = "mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full"
 mathjax2_config = {
     "tex2jax": {"inlineMath": [["\\(", "\\)"]], "displayMath": [["\\[", "\\]"]], "processEscapes": True},
-    "HTML-CSS": {"availableFonts": ["TeX"], "imageFont": None},
+    "HTML-CSS": {
+        "availableFonts": ["STIX-Web"], "preferredFont": "STIX-Web", "webFont": "STIX-Web", "imageFont": None,
+        "styles": {"@font-face": {"font-family": "MathJax_Blank", "src": "local('MathJax_Blank')"}},
+    },
+    # HTMLorMML would pick native MathML in Chromium, whose styles ask for TeX fonts the package lacks
+    "MMLorHTML": {"prefer": "HTML"},
+    # The hidden MathML kept for screen readers matches those styles too: their six web fonts become local()
+    "NativeMML": {"styles": {f"@font-face /*{i}*/": {"src": "local('MathJax_missing')"} for i in range(1, 7)}},
     "messageStyle": "none",
 }
 myst_update_mathjax = False  # its settings are for MathJax 3
@@ -78,8 +88,11 @@ autodoc_typehints = "description"
 html_theme = "sphinx_book_theme"
 html_title = "flowlib: normalizing flows, hands-on"
 html_static_path = ["_static"]
+html_favicon = "_static/favicon.svg"  # else the browser asks for /favicon.ico, which is not there
 html_css_files = ["course.css"]
 html_sourcelink_suffix = ""  # _sources/notebooks/NN_topic.ipynb is the notebook itself, downloadable
+# Figures and notebook outputs are drawn on white; without a default the theme logs an error on every page.
+html_context = {"default_mode": "light"}
 html_theme_options = {
     "use_download_button": True,
     "show_toc_level": 2,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import http.server
+import sys
 import threading
 import urllib.error
 import urllib.parse
@@ -28,8 +29,14 @@ def serve(folder: Path) -> Iterator[str]:
         def log_message(self, *args) -> None:  # a test prints what fails, not every request
             pass
 
+    class Server(http.server.ThreadingHTTPServer):
+        def handle_error(self, request, client_address) -> None:
+            # a browser context closed while a response was on its way: not a problem of the site
+            if not isinstance(sys.exc_info()[1], ConnectionError):
+                super().handle_error(request, client_address)
+
     handler = functools.partial(QuietHandler, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    server = Server(("127.0.0.1", free_port()), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -63,8 +70,12 @@ _MATHJAX_DONE_JS = """
   if (!document.querySelector('.math')) { resolve('no maths'); return; }
   const start = performance.now();
   (function poll() {
-    if (window.MathJax && MathJax.Hub && MathJax.Hub.Queue) { MathJax.Hub.Queue(() => resolve('typeset')); return; }
-    if (performance.now() - start > 20000) { resolve('MathJax did not load'); return; }
+    if (window.MathJax && MathJax.Hub && MathJax.Hub.Queue) {
+      // the fonts it asked for are part of the page: a missing one must show up as a failed request
+      MathJax.Hub.Queue(() => document.fonts.ready.then(() => resolve('typeset')));
+      return;
+    }
+    if (performance.now() - start > 10000) { resolve('MathJax did not load'); return; }
     setTimeout(poll, 100);
   })();
 })
@@ -74,8 +85,9 @@ _PAGE_FACTS_JS = """
 () => ({
   text: document.body.innerText,
   mathSources: document.querySelectorAll('.math').length,
-  mathRendered: document.querySelectorAll('.MathJax, .MathJax_Display, .MathJax_CHTML, .MathJax_SVG').length,
-  mathErrors: document.querySelectorAll('.MathJax .merror, .MathJax_Error, mjx-merror').length,
+  mathRendered: document.querySelectorAll('.MathJax, .MathJax_Display').length,
+  // a TeX error: MathJax 2 shows the source in a noError box (noErrors extension) or an merror
+  mathErrors: document.querySelectorAll('.MathJax .noError, .MathJax .merror').length,
   brokenImages: [...document.images].filter(img => !img.complete || img.naturalWidth === 0)
       .map(img => (img.getAttribute('src') || '').slice(0, 100)),
   images: document.images.length,
@@ -89,6 +101,7 @@ def load_page(page, url: str) -> dict:
     """Open ``url``, wait until it has loaded and MathJax has typeset it, and return what the checks need."""
     page.goto(url, wait_until="load")
     mathjax = page.evaluate(_MATHJAX_DONE_JS)
+    page.wait_for_timeout(250)  # requests that the typesetting started
     facts = page.evaluate(_PAGE_FACTS_JS)
     facts["mathjax"] = mathjax
     return facts

@@ -142,9 +142,9 @@ Maths the local MathJax never typesets, because the build points at a missing co
 
 ![a picture that is not there](missing.png)
 
-[a link to nowhere](nowhere.html)
-
 ```{raw} html
+<a href="nowhere.html">a link to nowhere</a>
+<p>$$ y = x^2 $$</p>
 <script>thisFunctionDoesNotExist();</script>
 <div class="flowlib-static"><label>t <input type="range" min="0" max="1" value="0"> <output>0</output></label>
 <div><img src="data:image/png;base64,{png}"><img hidden src="data:image/png;base64,{png}"></div></div>
@@ -155,7 +155,7 @@ Maths the local MathJax never typesets, because the build points at a missing co
 @pytest.mark.slow
 def test_the_checks_fail_on_a_broken_page(browser, tmp_path):
     """Negative control: a page built with the site's conf.py and a missing MathJax, a missing image, a dead
-    link, a script error and a companion whose slider does nothing. Each check must report its defect."""
+    link, raw $$, a script error and a companion whose slider does nothing. Each check must report its defect."""
     pytest.importorskip("sphinx", reason="the site's packages are not installed (make site-setup)")
     import base64
     import io
@@ -187,5 +187,6 @@ def test_the_checks_fail_on_a_broken_page(browser, tmp_path):
     assert "missing.png" in text, text
     assert "nowhere.html answers 404" in text, text
     assert "maths not typeset" in text, text
+    assert "raw $$" in text, text
     assert "moving the slider did not change the picture" in still, still
     print(textwrap.indent(text + "\n" + "\n".join(still), "  found: "))

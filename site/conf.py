@@ -42,7 +42,8 @@ project = "flowlib: normalizing flows, hands-on"
 author = "the flowlib course"
 copyright = "the flowlib course authors"
 
-extensions = ["myst_nb", "sphinx.ext.autodoc", "sphinx.ext.mathjax", "notebook_source"]
+# napoleon: the docstrings write their arguments Google style ("Args:")
+extensions = ["myst_nb", "sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx.ext.mathjax", "notebook_source"]
 exclude_patterns = ["_build", "**/.ipynb_checkpoints", "Thumbs.db", ".DS_Store"]
 
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence"]

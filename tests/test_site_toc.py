@@ -51,7 +51,7 @@ def test_every_module_is_on_the_api_page():
     listed = re.findall(r"^- ``(\w+)``:", flowlib.__doc__, flags=re.M)
     assert "core" in listed and "apps" in listed
     api = (SITE / "api.md").read_text(encoding="utf-8")
-    documented = set(re.findall(r"^```\{automodule\} ([\w.]+)", api, flags=re.M))
+    documented = set(re.findall(r"^\.\. automodule:: ([\w.]+)", api, flags=re.M))
     missing = []
     for name in listed:
         folder = ROOT / "flowlib" / name

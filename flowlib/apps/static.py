@@ -45,7 +45,8 @@ def draw_frames(draw: Callable[[Figure, float], None], values: Sequence[float], 
                 dpi: int = 80) -> list[bytes]:
     """The PNG bytes of ``draw(fig, value)`` for each value, drawn on one off-screen figure.
 
-    ``draw`` clears and redraws the figure it is given, the same function a live widget calls.
+    ``draw`` clears and redraws the figure it is given, the same function a live widget calls. Each frame
+    is cropped to what was drawn (``bbox_inches="tight"``), so a colour bar at the edge is not cut off.
     """
     if len(values) == 0:
         raise ValueError("draw_frames needs at least one value")
@@ -54,7 +55,7 @@ def draw_frames(draw: Callable[[Figure, float], None], values: Sequence[float], 
     for value in values:
         draw(fig, value)
         buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=dpi)
+        fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.05)
         frames.append(buffer.getvalue())
     return frames
 

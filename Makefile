@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 # JupyterLab refuses to run as root unless told to (containers, CI machines)
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: setup site-setup lab test unit notebooks site site-quick site-tests student lint clean _test-pytest _test-site
+.PHONY: setup site-setup lab test unit notebooks site site-quick site-tests site-clean student lint clean _test-pytest _test-site
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,11 @@ site: site-setup
 
 site-quick:
 	FLOWLIB_QUICK=1 $(MAKE) --no-print-directory site
+
+# The cache knows a notebook by its code, not by the flowlib it imports: after a change in flowlib
+# that changes what the notebooks show, start again from nothing.
+site-clean:
+	rm -rf site/_build site/notebooks
 
 # the real-browser tests of the quick site (build it first: make site-quick)
 site-tests: site-setup

@@ -75,7 +75,7 @@ _MATHJAX_DONE_JS = """
       MathJax.Hub.Queue(() => document.fonts.ready.then(() => resolve('typeset')));
       return;
     }
-    if (performance.now() - start > 10000) { resolve('MathJax did not load'); return; }
+    if (performance.now() - start > 5000) { resolve('MathJax did not load'); return; }
     setTimeout(poll, 100);
   })();
 })

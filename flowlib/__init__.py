@@ -9,7 +9,7 @@ The map, from the bottom up (a subpackage imports only those above it in this li
 - ``models``: the 2D coupling flows, the multi-scale image flow and the conditions it can take.
 - ``data``: MNIST and FashionMNIST as integer images, and the 2D toy data sets.
 - ``training``: the training loop, checkpoints, the training and evaluation commands, benchmarks, distributed runs.
-- ``apps``: plotting, latent exploration, anomaly scores and the figure command.
+- ``apps``: plotting, static companions of the widgets, latent exploration, anomaly scores and the figure command.
 - ``exercises``: one module of reference answers and automatic checks per notebook (``nb01`` ... ``nb11``).
 
 The command lines keep short names: ``python -m flowlib.train``, ``flowlib.evaluate``, ``flowlib.bench``,

@@ -56,7 +56,7 @@ nb_execution_mode = "cache"
 nb_execution_cache_path = os.environ.get("FLOWLIB_SITE_CACHE", str(SITE / "_build" / ("quick" if QUICK else "full") / "jupyter_cache"))
 nb_execution_raise_on_error = True  # a notebook that fails fails the build
 nb_execution_show_tb = True
-nb_execution_timeout = 600 if QUICK else 1800  # seconds per cell: as the Makefile's nbval runs in quick mode; full mode trains
+nb_execution_timeout = 600 if QUICK else 1800  # seconds per cell; full mode trains and scores more
 nb_execution_in_temp = False  # run in notebooks/, as in JupyterLab (relative paths to data/ work)
 nb_merge_streams = True
 # A static page has no kernel: the ipywidgets would need their JavaScript from a CDN, and they could

@@ -46,7 +46,9 @@ copyright = "the flowlib course authors"
 extensions = ["myst_nb", "sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx.ext.mathjax", "notebook_source"]
 exclude_patterns = ["_build", "**/.ipynb_checkpoints", "Thumbs.db", ".DS_Store"]
 
-myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence"]
+myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "substitution"]
+# benchmarks.md says which mode built the site, beside the execution table of that build
+myst_substitutions = {"build_mode": "quick" if QUICK else "full"}
 myst_heading_anchors = 3
 
 # Outputs come from running every notebook during the build. jupyter-cache keeps each result and

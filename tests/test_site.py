@@ -135,6 +135,17 @@ def test_static_companion_of_notebook_01_moves(page, base):
     assert not problems and not errors, "\n".join(problems + errors)
 
 
+
+def test_the_benchmarks_page_tables_how_long_every_notebook_ran(site_html):
+    """The build's own execution table (myst-nb's nb-exec-table) names every notebook, and the page says the mode."""
+    text = (site_html / "benchmarks.html").read_text()
+    marker = 'id="how-long-each-notebook-ran-for-this-site"'
+    assert marker in text, "the benchmarks page lacks its execution-time section"
+    section = text.split(marker, 1)[1]
+    assert "<table" in section and "quick mode" in section, "no execution table, or the page does not say quick mode"
+    missing = [nb.stem for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")) if nb.stem not in section]
+    assert not missing, f"the execution table lacks {missing}"
+
 BROKEN_PAGE = """\
 # A broken page
 

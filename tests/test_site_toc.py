@@ -59,3 +59,13 @@ def test_every_module_is_on_the_api_page():
         modules = [f"flowlib.{name}"] + [f"flowlib.{name}.{stem}" for stem in inside]
         missing += [m for m in modules if m not in documented]
     assert not missing, f"add to site/api.md: {missing}"
+
+
+def test_every_notebook_has_its_picture_on_the_landing_page():
+    """site/thumbnails.py writes site/_static/thumbs/NN.png from a full build; the landing table shows each one."""
+    index = (SITE / "index.md").read_text(encoding="utf-8")
+    numbers = [nb.name[:2] for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))]
+    missing = [n for n in numbers if not (SITE / "_static" / "thumbs" / f"{n}.png").exists()]
+    assert not missing, f"no picture for notebooks {missing}: run site/thumbnails.py on a built site with --write"
+    unshown = [n for n in numbers if f'src="_static/thumbs/{n}.png"' not in index]
+    assert not unshown, f"the landing table of site/index.md does not show the pictures of {unshown}"

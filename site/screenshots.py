@@ -26,7 +26,7 @@ def shoot(page, url: str, out: Path, stem: str, figures: int) -> list[Path]:
     page.wait_for_timeout(1500)  # MathJax typesets after the load event
     written = [out / f"{stem}-top.png"]
     page.screenshot(path=written[-1])
-    images = page.locator("main .cell_output img, main img.flowlib-frame, main .output img")
+    images = page.locator("main .cell_output img:visible")  # hidden companion frames cannot be scrolled to
     n = images.count()
     picks = sorted({round(i * (n - 1) / max(figures - 1, 1)) for i in range(figures)}) if n else []
     for k in picks:

@@ -77,14 +77,14 @@ def slider_frames(frames: Sequence[bytes], values: Sequence[float], label: str =
     # An id made from the content keeps the output the same on every run.
     digest = hashlib.sha1(b"".join(frames)).hexdigest()[:10]
     images = "\n".join(
-        f'<img alt="{html.escape(label)} = {r}" src="data:image/png;base64,{base64.b64encode(f).decode()}"'
+        f'<img alt="{html.escape(label)} = {html.escape(r)}" src="data:image/png;base64,{base64.b64encode(f).decode()}"'
         f' style="max-width:100%"{"" if i == start else " hidden"}>'
         for i, (f, r) in enumerate(zip(frames, readouts))
     )
     slider = (
         f'<label>{html.escape(label)} <input type="range" class="flowlib-static-slider" min="0" max="{len(frames) - 1}"'
         f' step="1" value="{start}" data-labels="{html.escape("|".join(readouts))}" oninput="{html.escape(_ON_INPUT)}"'
-        f' aria-label="{html.escape(label)}"> <output>{readouts[start]}</output></label>'
+        f' aria-label="{html.escape(label)}"> <output>{html.escape(readouts[start])}</output></label>'
     )
     return StaticHTML(
         f'<div class="flowlib-static" id="flowlib-static-{digest}">\n{slider}\n<div>\n{images}\n</div>\n</div>'

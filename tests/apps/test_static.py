@@ -63,3 +63,10 @@ def test_bad_input_is_refused_with_a_clear_message(frames, values, start, messag
 def test_draw_frames_needs_values():
     with pytest.raises(ValueError, match="at least one value"):
         draw_frames(_draw, [])
+
+
+def test_a_readout_with_markup_characters_is_escaped():
+    frames = [b"\x89PNG one", b"\x89PNG two"]
+    out = slider_frames(frames, ['a "quoted" <b>', "x & y"], label="kind", fmt="{}").html
+    assert "<b>" not in out and '"quoted"' not in out
+    assert "&lt;b&gt;" in out and "x &amp; y" in out

@@ -103,6 +103,7 @@ CASES.update({
     "ChannelAffineCoupling": lambda: (perturb(fl.ChannelAffineCoupling(4, fl.GatedResNet(2, 4, hidden=8)), std=0.3), _img()),
     "ChannelAffineCoupling-odd-learned-bound": lambda: (
         perturb(fl.ChannelAffineCoupling(5, fl.GatedResNet(2, 6, hidden=8), learn_bound=True), std=0.3), _img(c=5)),
+    "GlowStep-spline": lambda: (perturb(GlowStep(4, hidden=8, coupling="spline", bins=3), std=0.3), 2 * _img()),
 })
 
 
@@ -130,11 +131,14 @@ CASES.update({
 # ---- beyond coupling layers (notebook 10) ----
 from flowlib.layers.autoregressive import MaskedAutoregressive  # noqa: E402
 from flowlib.layers.cnf import CNF  # noqa: E402
-from flowlib.layers.splines import ElementwiseSpline, SplineCoupling  # noqa: E402
+from flowlib.layers.splines import ChannelSplineCoupling, ElementwiseSpline, SplineCoupling  # noqa: E402
 
 _ORDER = torch.tensor([2, 0, 3, 1])
 
 CASES.update({
+    "ChannelSplineCoupling-odd": lambda: (
+        perturb(ChannelSplineCoupling(5, fl.GatedResNet(2, ChannelSplineCoupling.out_channels(5, 4), hidden=8), bins=4,
+                                      learn_bound=True), std=0.5), 2 * _img(c=5)),
     "ElementwiseSpline": lambda: (perturb(ElementwiseSpline(4, bins=5), std=1.0), 2 * _vec()),
     "SplineCoupling": lambda: (perturb(SplineCoupling(fl.alternating_mask(4), fl.MLP(4, 2 * 14, hidden=8), bins=5),
                                        std=0.5), 2 * _vec()),

@@ -12,6 +12,7 @@ from .actnorm import ActNorm
 from .coupling import AffineCoupling, ChannelAffineCoupling, channel_mask
 from .invconv import InvConv1x1, InvConv1x1LU
 from .nets import GatedResNet
+from .splines import ChannelSplineCoupling
 
 __all__ = ["GlowStep"]
 
@@ -31,14 +32,28 @@ class GlowStep(Sequential):
             builds it, and as checkpoints made before the sliced version were trained).
         cond_channels: channels of a condition fed to the conditioner (notebook 08); then
             ``forward(x, cond)`` and ``inverse(z, cond)`` take ``cond: (B, E)`` or ``(B, E, H, W)``.
+        coupling: ``"affine"`` (Glow's) or ``"spline"``: a rational-quadratic spline with ``bins`` bins
+            on ``[-spline_bound, spline_bound]`` before the affine map
+            (:class:`~flowlib.layers.splines.ChannelSplineCoupling`; needs ``split=True``).
     """
 
     def __init__(self, channels: int, hidden: int = 64, blocks: int = 1, lu: bool = True, scale_bound: float = 2.0,
-                 learn_bound: bool = False, split: bool = True, cond_channels: int = 0):
+                 learn_bound: bool = False, split: bool = True, cond_channels: int = 0, coupling: str = "affine",
+                 bins: int = 4, spline_bound: float = 3.0):
         if channels % 2:
             raise ValueError(f"GlowStep needs an even number of channels, got {channels}")
+        if coupling not in ("affine", "spline"):
+            raise ValueError(f"coupling must be 'affine' or 'spline', got {coupling!r}")
+        if coupling == "spline" and not split:
+            raise ValueError("a spline coupling slices the channels: use split=True")
         conv = InvConv1x1LU(channels) if lu else InvConv1x1(channels)
-        if split:
+        if coupling == "spline":
+            half = channels // 2
+            net = GatedResNet(half, ChannelSplineCoupling.out_channels(channels, bins), hidden=hidden, blocks=blocks,
+                              cond_channels=cond_channels)
+            coupling = ChannelSplineCoupling(channels, net, bins=bins, bound=spline_bound, scale_bound=scale_bound,
+                                             learn_bound=learn_bound)
+        elif split:
             half = channels // 2
             net = GatedResNet(half, 2 * half, hidden=hidden, blocks=blocks, cond_channels=cond_channels)
             coupling = ChannelAffineCoupling(channels, net, scale_bound=scale_bound, learn_bound=learn_bound)

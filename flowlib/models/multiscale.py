@@ -74,6 +74,8 @@ class FlowConfig:
         split_prior: learned conditional Gaussian prior for the factored-out halves (Glow); else N(0, I).
         alpha: logit margin; scale_bound: bound of the couplings' log-scale.
         learn_bound: learn that bound per channel, starting from ``scale_bound``.
+        coupling: the Glow steps' coupling, ``"affine"`` or ``"spline"`` (a rational-quadratic spline with
+            ``spline_bins`` bins on ``[-spline_bound, spline_bound]`` before the affine map; issue 25's recipe study).
         split_couplings: Glow steps slice the channels instead of masking them (same map,
             half the conditioner input; ``False`` for checkpoints made before this existed).
         condition: ``None`` (unconditional), ``"class"``, ``"lowres"`` or ``"mask"``; see
@@ -106,6 +108,9 @@ class FlowConfig:
     lowres_size: int = 7
     cond_features: int = 16
     lowres_residual: bool = True
+    coupling: str = "affine"
+    spline_bins: int = 4
+    spline_bound: float = 3.0
 
     def __post_init__(self) -> None:
         """Reject a config that cannot build a working model, naming the field and the allowed values."""
@@ -120,6 +125,14 @@ class FlowConfig:
             elif isinstance(default, float):
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                     raise ValueError(f"{f.name} must be a finite number, got {value!r}")
+        if self.coupling not in ("affine", "spline"):
+            raise ValueError(f"coupling must be 'affine' or 'spline', got {self.coupling!r}")
+        if self.coupling == "spline" and not self.split_couplings:
+            raise ValueError("coupling='spline' slices the channels: it needs split_couplings=True")
+        if self.spline_bins < 2:
+            raise ValueError(f"spline_bins must be >= 2, got {self.spline_bins}")
+        if self.spline_bound <= 0:
+            raise ValueError(f"spline_bound must be > 0, got {self.spline_bound}")
         if self.dequantization not in ("uniform", "variational"):
             raise ValueError(f"dequantization must be 'uniform' or 'variational', got {self.dequantization!r}")
         if self.size % (2 ** self.levels):
@@ -181,7 +194,8 @@ class MultiScaleFlow(nn.Module):
         for level in range(cfg.levels):
             c, s = 4 * c, s // 2
             steps = [GlowStep(c, hidden=cfg.hidden, blocks=cfg.blocks, scale_bound=cfg.scale_bound,
-                              learn_bound=cfg.learn_bound, split=cfg.split_couplings, cond_channels=e)
+                              learn_bound=cfg.learn_bound, split=cfg.split_couplings, cond_channels=e,
+                              coupling=cfg.coupling, bins=cfg.spline_bins, spline_bound=cfg.spline_bound)
                      for _ in range(cfg.steps_per_level)]
             self.levels.append(Sequential(Squeeze(), *steps))
             if level < cfg.levels - 1:

@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup-steps", type=int, default=TrainConfig.warmup_steps)
     p.add_argument("--curve", type=float, default=None, metavar="MINUTES",
                    help="also train from scratch for MINUTES and record test bits/dim against training seconds")
+    p.add_argument("--ema", type=float, default=TrainConfig.ema, help="weight average's decay per step (0: none)")
     p.add_argument("--eval-every-minutes", type=float, default=1.0, help="spacing of the curve's points")
     p.add_argument("--target-bpd", type=float, default=None, help="stop the curve when test bits/dim reaches this")
     p.add_argument("--max-seconds", type=float, default=600, help="budget for --target-bpd without --curve")
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         minutes = args.curve if args.curve is not None else args.max_seconds / 60
         tc = TrainConfig(dataset=args.dataset, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
                          steps=10**9, minutes=minutes, eval_every=0, eval_every_minutes=args.eval_every_minutes,
-                         eval_images=args.eval_images, save_every=0, clock=args.clock)
+                         eval_images=args.eval_images, save_every=0, clock=args.clock, ema=args.ema)
         curve = learning_curve(mc, tc, device, target_bpd=args.target_bpd, progress=not args.json)
         for t, step, bpd in curve["curve"]:
             print(f"  {t:7.1f} s ({args.clock}), step {step:6d}: test bits/dim {bpd:.4f} on {args.eval_images} images")

@@ -63,11 +63,14 @@ def _all_finite(state: dict[str, torch.Tensor]) -> bool:
 
 def save_checkpoint(path: str | Path, model: MultiScaleFlow, *, dataset: str, step: int = 0,
                     optimizer: torch.optim.Optimizer | None = None, metrics: dict[str, Any] | None = None,
-                    history: dict[str, Any] | None = None, half: bool = False) -> Path:
+                    history: dict[str, Any] | None = None, half: bool = False,
+                    train_weights: dict[str, torch.Tensor] | None = None) -> Path:
     """Write ``model`` (and optionally its optimizer) to ``path`` atomically and return the path.
 
     ``half=True`` stores floating-point weights as float16 to ship a smaller file (no optimizer).
-    Refuses to save non-finite weights.
+    ``train_weights``: when ``model`` holds an average of the weights (``TrainConfig.ema``), the
+    weights the optimizer is training, stored beside it so that ``--resume`` goes on from them
+    (dropped with the optimizer by ``half=True``). Refuses to save non-finite weights.
     """
     from ..config import __version__
     path = Path(path)
@@ -92,6 +95,10 @@ def save_checkpoint(path: str | Path, model: MultiScaleFlow, *, dataset: str, st
         "optimizer": optimizer.state_dict() if (optimizer is not None and not half) else None,
         "half": bool(half),
     }
+    if train_weights is not None and not half:
+        ckpt["train_weights"] = {k: v.detach().cpu() for k, v in train_weights.items()}
+        if not _all_finite(ckpt["train_weights"]):
+            raise CheckpointError("refusing to save a checkpoint: the trained weights are NaN or infinite")
     return write_atomically(path, lambda f: torch.save(ckpt, f))
 
 

@@ -32,6 +32,7 @@ from ..models.conditions import CONDITIONS
 from ..models.multiscale import FlowConfig, MultiScaleFlow, make_condition
 from . import distributed as dist
 from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint, shipped_checkpoint, verify_sha256
+from .ema import WeightAverage
 from .evaluate import evaluate_bpd  # re-exported: notebooks import it from here
 from .loop import History, NonFiniteLossError, batches_from_tensor, fit
 
@@ -52,7 +53,11 @@ class TrainConfig:
     ``channels_last`` stores conv weights and activations pixel-major (about 10% less CPU time
     per step in ``benchmarks/step_speed.py``; same maths). ``compile`` runs the loss through
     ``torch.compile`` (faster steps after a compilation of several seconds; falls back to
-    eager mode, with a warning, if compilation fails).
+    eager mode, with a warning, if compilation fails). ``ema`` > 0 keeps an exponential moving
+    average of the weights with that decay per step (``ema_k = d ema_{k-1} + (1 - d) w_k``, with
+    ``d`` ramped up as ``min(ema, (1 + k) / (10 + k))`` so the first steps do not freeze it);
+    evaluations and the saved model use the average, and the trained weights are stored beside
+    it for ``--resume``.
     """
 
     dataset: str = "mnist"
@@ -75,6 +80,7 @@ class TrainConfig:
     clock: str = "wall"
     channels_last: bool = True
     compile: bool = False
+    ema: float = 0.0
 
     def __post_init__(self) -> None:
         """Reject settings that cannot train, naming the field, before any data is loaded or file written."""
@@ -105,6 +111,8 @@ class TrainConfig:
             raise ValueError(f"final_lr_fraction must be in [0, 1], got {self.final_lr_fraction!r}")
         if self.clock not in _CLOCKS:
             raise ValueError(f"clock must be one of {sorted(_CLOCKS)}, got {self.clock!r}")
+        if not _is_number(self.ema) or not 0 <= self.ema < 1:
+            raise ValueError(f"ema must be in [0, 1) (0: no averaging), got {self.ema!r}")
 
     def lr_factor(self, step: int, seconds: float = 0.0) -> float:
         """Linear warm-up to 1 over ``warmup_steps``, then cosine decay to ``final_lr_fraction``.
@@ -242,6 +250,18 @@ def train_model(model_config: FlowConfig | None = None, train_config: TrainConfi
             first = data[: min(len(data), 512)]
             model.log_prob(first, make_condition(model.config, first, labels[: len(first)] if conditional else None,
                                                  train=True))
+    average = None
+    if tc.ema:
+        # a checkpoint written with an average holds it as the model and the trained weights beside it
+        average = WeightAverage(model, tc.ema)
+        if state is not None and state.get("train_weights") is not None:
+            model.load_state_dict(state["train_weights"])
+
+    def evaluate(m: MultiScaleFlow) -> float:
+        if average is None:
+            return evaluate_bpd(m, eval_set, distributed=distributed, labels=eval_labels)
+        with average.applied(m):
+            return evaluate_bpd(m, eval_set, distributed=distributed, labels=eval_labels)
 
     def metrics() -> dict[str, Any]:
         m: dict[str, Any] = {"train_seconds": history.seconds, "clock": tc.clock, "threads": torch.get_num_threads(),
@@ -257,8 +277,13 @@ def train_model(model_config: FlowConfig | None = None, train_config: TrainConfi
 
     def checkpoint() -> None:
         if out is not None and (not distributed or dist.is_main()):
-            save_checkpoint(out, model, dataset=tc.dataset, step=history.step, optimizer=opt,
-                            metrics=metrics(), history=hist_dict())
+            if average is None:
+                save_checkpoint(out, model, dataset=tc.dataset, step=history.step, optimizer=opt,
+                                metrics=metrics(), history=hist_dict())
+            else:
+                with average.applied(model) as trained:
+                    save_checkpoint(out, model, dataset=tc.dataset, step=history.step, optimizer=opt,
+                                    metrics=metrics(), history=hist_dict(), train_weights=trained)
         if distributed:
             dist.barrier()  # the others wait here, not inside their next timed step
         last_save[0] = history.seconds
@@ -266,6 +291,8 @@ def train_model(model_config: FlowConfig | None = None, train_config: TrainConfi
     last_save = [history.seconds]
 
     def callback(step: int, loss: float) -> None:
+        if average is not None:
+            average.update(model, step)
         by_steps = tc.save_every and step % tc.save_every == 0
         by_time = tc.save_every_minutes and history.seconds - last_save[0] >= 60 * tc.save_every_minutes
         if out is not None and (by_steps or by_time) and step < tc.steps:
@@ -298,7 +325,7 @@ def train_model(model_config: FlowConfig | None = None, train_config: TrainConfi
         batches = ((data[i], labels[i]) for i in batches)
     fit(model, batches, remaining, optimizer=opt, lr_schedule=lambda step: tc.lr_factor(step, history.seconds),
         clip_grad=tc.clip_grad, loss_fn=loss_fn,
-        eval_fn=lambda m: evaluate_bpd(m, eval_set, distributed=distributed, labels=eval_labels),
+        eval_fn=evaluate,
         eval_every=tc.eval_every,
         eval_every_seconds=60 * tc.eval_every_minutes if tc.eval_every_minutes else None, callback=callback,
         history=history, progress=progress, desc=f"training {tc.dataset}", time_budget=budget, clock=tc.timer(),
@@ -307,6 +334,8 @@ def train_model(model_config: FlowConfig | None = None, train_config: TrainConfi
         history.evals.append((history.step, evaluate_bpd(model, eval_set, distributed=distributed, labels=eval_labels)))
         history.eval_seconds.append(history.seconds)
     checkpoint()
+    if average is not None:  # the caller gets the model that was evaluated and saved
+        model.load_state_dict(average.state_dict(model))
     info = {"step": history.step, "metrics": metrics(), "history": hist_dict(), "dataset": tc.dataset,
             "source": "trained"}
     return model.eval(), info

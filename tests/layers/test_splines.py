@@ -198,3 +198,34 @@ def test_params_from_knots_invert_spline_knots_and_place_the_map():
 def test_params_from_knots_refuse_knots_no_spline_has(kx, ky, kd, message):
     with pytest.raises(ValueError, match=message):
         spline_params_from_knots(*(torch.tensor(v, dtype=torch.float64) for v in (kx, ky, kd)), bound=3.0)
+
+
+def test_channel_spline_coupling_keeps_the_first_half_and_starts_as_identity():
+    from flowlib.layers.splines import ChannelSplineCoupling
+
+    torch.manual_seed(0)
+    net = fl.GatedResNet(2, ChannelSplineCoupling.out_channels(4, 3), hidden=8)
+    layer = ChannelSplineCoupling(4, net, bins=3)
+    x = 2 * torch.randn(3, 4, 5, 5)
+    z, logdet = layer(x)
+    torch.testing.assert_close(z, x)  # zero last layer: identity, log-det 0
+    torch.testing.assert_close(logdet, torch.zeros(3))
+    torch.nn.init.normal_(net.out[1].weight, std=0.5)
+    z, _ = layer(x)
+    torch.testing.assert_close(z[:, :2], x[:, :2])
+    assert (z[:, 2:] - x[:, 2:]).abs().max() > 0.1  # the second half moved
+    # a spline shapes each pixel's map: the map of one pixel is not affine in its input
+    grid = torch.linspace(-2.5, 2.5, 11)
+    xs = x[:1].repeat(11, 1, 1, 1)
+    xs[:, 2, 0, 0] = grid
+    slopes = torch.diff(layer(xs)[0][:, 2, 0, 0]) / torch.diff(grid)
+    assert slopes.max() - slopes.min() > 1e-3
+
+
+def test_channel_spline_coupling_checks_its_conditioner_and_bins():
+    from flowlib.layers.splines import ChannelSplineCoupling
+
+    with pytest.raises(ValueError, match="must return 26 channels"):
+        ChannelSplineCoupling(4, fl.GatedResNet(2, 4, hidden=8), bins=4)(torch.randn(1, 4, 2, 2))
+    with pytest.raises(ValueError, match="bins must be >= 2"):
+        ChannelSplineCoupling(4, fl.GatedResNet(2, 4, hidden=8), bins=1)

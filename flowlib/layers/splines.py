@@ -282,6 +282,7 @@ class ChannelSplineCoupling(Bijection):
         return (channels - channels // 2) * (spline_params_per_feature(bins) + 2)
 
     def _transform(self, v: Tensor, cond: Tensor | None, inverse: bool) -> tuple[Tensor, Tensor]:
+        """-> (output, log-det of each transformed element ``(B, C - C_a, H, W)``)."""
         check_input(v, ndim=4, name="z" if inverse else "x", channels=self.channels)
         a, b = v[:, : self.split_at], v[:, self.split_at:]
         out = self.conditioner(a) if cond is None else self.conditioner(a, cond)
@@ -296,12 +297,18 @@ class ChannelSplineCoupling(Bijection):
         if inverse:
             u, ld = rational_quadratic_spline((b - shift) * (-log_s).exp(), widths, heights, derivatives,
                                               bound=self.bound, inverse=True)
-            return torch.cat([a, u], dim=1), (ld - log_s).flatten(1).sum(1)
+            return torch.cat([a, u], dim=1), ld - log_s
         u, ld = rational_quadratic_spline(b, widths, heights, derivatives, bound=self.bound)
-        return torch.cat([a, u * log_s.exp() + shift], dim=1), (ld + log_s).flatten(1).sum(1)
+        return torch.cat([a, u * log_s.exp() + shift], dim=1), ld + log_s
+
+    def local_logdet(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
+        """``log|det J|`` of ``forward`` summed over channels at each position, ``(B, H, W)`` (notebook 09's bits map)."""
+        return self._transform(x, cond, inverse=False)[1].sum(1)
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        return self._transform(x, cond, inverse=False)
+        z, ld = self._transform(x, cond, inverse=False)
+        return z, ld.flatten(1).sum(1)
 
     def inverse(self, z: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        return self._transform(z, cond, inverse=True)
+        x, ld = self._transform(z, cond, inverse=True)
+        return x, ld.flatten(1).sum(1)

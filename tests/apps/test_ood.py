@@ -181,15 +181,32 @@ def test_bits_per_dim_is_repeatable_and_leaves_the_global_random_state_alone(deq
     assert torch.allclose(a, model.bits_per_dim(x).double(), atol=1e-6)
 
 
-@pytest.mark.parametrize("deq,pre_steps", [("uniform", 0), ("uniform", 2), ("variational", 1)])
-def test_the_bits_map_sums_to_the_images_bits(deq, pre_steps):
-    model, x = tiny(deq, pre_steps=pre_steps)
+@pytest.mark.parametrize("deq,pre_steps,coupling", [("uniform", 0, "affine"), ("uniform", 2, "affine"),
+                                                   ("variational", 1, "affine"), ("uniform", 0, "spline")])
+def test_the_bits_map_sums_to_the_images_bits(deq, pre_steps, coupling):
+    model, x = tiny(deq, pre_steps=pre_steps, coupling=coupling)
     bm = ood.bits_map(model, x, seed=3)
     assert bm.total.shape == bm.pixel.shape == bm.latent.shape == bm.volume.shape == (6, 8, 8)
     torch.manual_seed(3)
     expected = -model.log_prob(x).double() / math.log(2)
     assert torch.allclose(bm.total.flatten(1).sum(1), expected, atol=1e-3, rtol=1e-6)
     assert torch.allclose(bm.bits_per_dim(), expected / 64, atol=1e-5)
+
+
+def test_a_spline_couplings_log_det_is_placed_where_it_arises():
+    import flowlib as fl
+    from flowlib.core.testing import perturb
+    from flowlib.layers.splines import ChannelSplineCoupling
+
+    torch.manual_seed(0)
+    layer = perturb(ChannelSplineCoupling(4, fl.GatedResNet(2, ChannelSplineCoupling.out_channels(4, 4), hidden=8)),
+                    std=0.5)
+    h = 2 * torch.randn(3, 4, 4, 4)
+    _, placed = ood._walk(layer, h, (8, 8))
+    local = layer.local_logdet(h)
+    assert torch.allclose(local.flatten(1).sum(1), layer(h)[1], atol=1e-5)
+    assert torch.allclose(placed, ood._spread(local, (8, 8)), atol=1e-5)
+    assert local.std() > 0.05  # not the same at every position, so spreading it evenly would be wrong
 
 
 def test_the_bits_map_refuses_a_conditional_model():

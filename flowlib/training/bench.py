@@ -94,6 +94,8 @@ def learning_curve(model_config: FlowConfig, train_config: TrainConfig, device: 
     curve = [(t, s, b) for t, (s, b) in zip(hist["eval_seconds"], hist["evals"])]
     result: dict[str, object] = {"curve": curve, "steps": info["step"], "train_seconds": hist["seconds"],
                                  "parameters": model.num_parameters(), "clock": train_config.clock}
+    if "raw_evals" in hist:  # a run with a weight average: the trained weights' bits/dim at the same points
+        result["raw_curve"] = [(t, s, b) for t, (s, b) in zip(hist["eval_seconds"], hist["raw_evals"])]
     if target_bpd is not None:
         hit = next(((t, s, b) for t, s, b in curve if b <= target_bpd), None)
         result.update(seconds_to_target=hit[0] if hit else None, steps_to_target=hit[1] if hit else None,
@@ -173,8 +175,11 @@ def main(argv: list[str] | None = None) -> int:
                          steps=10**9, minutes=minutes, eval_every=0, eval_every_minutes=args.eval_every_minutes,
                          eval_images=args.eval_images, save_every=0, clock=args.clock, ema=args.ema)
         curve = learning_curve(mc, tc, device, target_bpd=args.target_bpd, progress=not args.json)
+        raw = {step: bpd for _, step, bpd in curve.get("raw_curve", [])}
         for t, step, bpd in curve["curve"]:
-            print(f"  {t:7.1f} s ({args.clock}), step {step:6d}: test bits/dim {bpd:.4f} on {args.eval_images} images")
+            extra = f" (trained weights {raw[step]:.4f})" if step in raw else ""
+            print(f"  {t:7.1f} s ({args.clock}), step {step:6d}: test bits/dim {bpd:.4f} on {args.eval_images} images"
+                  + extra)
         if args.target_bpd is not None:
             print(f"time to {args.target_bpd} test bits/dim: {curve['seconds_to_target']} s "
                   f"(reached {curve['bpd_reached']:.3f})")

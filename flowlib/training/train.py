@@ -251,6 +251,8 @@ def train_model(model_config: FlowConfig | None = None, train_config: TrainConfi
             model.log_prob(first, make_condition(model.config, first, labels[: len(first)] if conditional else None,
                                                  train=True))
     average = None
+    # with an average, each evaluation also scores the trained weights: what the average gains, in the history
+    raw_evals = [tuple(e) for e in (state["history"].get("raw_evals", []) if state is not None else [])]
     if tc.ema:
         # a checkpoint written with an average holds it as the model and the trained weights beside it
         average = WeightAverage(model, tc.ema)
@@ -260,6 +262,7 @@ def train_model(model_config: FlowConfig | None = None, train_config: TrainConfi
     def evaluate(m: MultiScaleFlow) -> float:
         if average is None:
             return evaluate_bpd(m, eval_set, distributed=distributed, labels=eval_labels)
+        raw_evals.append((history.step, evaluate_bpd(m, eval_set, distributed=distributed, labels=eval_labels)))
         with average.applied(m):
             return evaluate_bpd(m, eval_set, distributed=distributed, labels=eval_labels)
 
@@ -272,8 +275,11 @@ def train_model(model_config: FlowConfig | None = None, train_config: TrainConfi
         return m
 
     def hist_dict() -> dict[str, Any]:
-        return {"loss": history.loss, "evals": [list(e) for e in history.evals], "seconds": history.seconds,
-                "eval_seconds": history.eval_seconds, "train_config": asdict(tc)}
+        d = {"loss": history.loss, "evals": [list(e) for e in history.evals], "seconds": history.seconds,
+             "eval_seconds": history.eval_seconds, "train_config": asdict(tc)}
+        if raw_evals:
+            d["raw_evals"] = [list(e) for e in raw_evals]
+        return d
 
     def checkpoint() -> None:
         if out is not None and (not distributed or dist.is_main()):
@@ -331,7 +337,7 @@ def train_model(model_config: FlowConfig | None = None, train_config: TrainConfi
         history=history, progress=progress, desc=f"training {tc.dataset}", time_budget=budget, clock=tc.timer(),
         stop_fn=stop_fn, **hooks)
     if not history.evals or history.evals[-1][0] != history.step:
-        history.evals.append((history.step, evaluate_bpd(model, eval_set, distributed=distributed, labels=eval_labels)))
+        history.evals.append((history.step, evaluate(model)))
         history.eval_seconds.append(history.seconds)
     checkpoint()
     if average is not None:  # the caller gets the model that was evaluated and saved

@@ -58,6 +58,9 @@ def test_training_with_an_average_saves_it_and_resumes_from_the_trained_weights(
         assert torch.equal(v, saved.state_dict()[k])
     diffs = [(ckpt["train_weights"][k] - v).abs().max() for k, v in ckpt["model"].items() if v.is_floating_point()]
     assert max(diffs) > 0
+    raw = info["history"]["raw_evals"]  # the trained weights scored at the same steps as the average
+    assert [e[0] for e in raw] == [e[0] for e in info["history"]["evals"]] == [3, 6]
+    assert all(a[1] != b[1] for a, b in zip(raw, info["history"]["evals"]))
     from flowlib.training.evaluate import evaluate_bpd
     assert info["history"]["evals"][-1][1] == pytest.approx(evaluate_bpd(model, images[:16]), abs=0.02)
     # resuming with no steps left writes the checkpoint again: the trained weights must come back as they were

@@ -36,7 +36,7 @@ from .ema import WeightAverage
 from .evaluate import evaluate_bpd  # re-exported: notebooks import it from here
 from .loop import History, NonFiniteLossError, batches_from_tensor, fit
 
-__all__ = ["TrainConfig", "train_model", "evaluate_bpd", "fit_or_load", "main"]
+__all__ = ["TrainConfig", "PRESETS", "preset", "train_model", "evaluate_bpd", "fit_or_load", "main"]
 
 
 @dataclass
@@ -136,6 +136,20 @@ class TrainConfig:
 
 
 _CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+# Named recipes (``python -m flowlib.train --preset NAME``): model and training settings over the defaults,
+# which the options given on the command line override. benchmarks/README.md has the study that chose them.
+PRESETS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "flagship": ({"coupling": "spline"}, {"lr": 2e-3, "warmup_steps": 200, "ema": 0.999}),
+}
+
+
+def preset(name: str, **train_options: Any) -> tuple[FlowConfig, TrainConfig]:
+    """The model and training configs of the named recipe in :data:`PRESETS` (``train_options`` override)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
+    model, train = PRESETS[name]
+    return FlowConfig(**model), TrainConfig(**{**train, **train_options})
 
 
 def _is_number(value: object) -> bool:
@@ -398,13 +412,14 @@ def _train_config(args: argparse.Namespace, ckpt: dict[str, Any] | None, dataset
     """The options given on the command line, over a resumed run's stored ones, over the defaults.
 
     So ``--resume`` alone continues a run with the schedule, batch size and budget it started with.
+    A ``--preset``'s settings lie between the defaults and the rest.
     """
     names = [f.name for f in fields(TrainConfig) if f.name != "dataset"]
     given = {name: getattr(args, name) for name in names if hasattr(args, name)}
-    base: dict[str, Any] = {}
+    base: dict[str, Any] = dict(PRESETS[args.preset][1]) if args.preset else {}
     if ckpt is not None:
         stored = ckpt.get("history", {}).get("train_config", {}) or {}
-        base = {k: v for k, v in stored.items() if k in names and k != "pause_after_minutes"}
+        base.update({k: v for k, v in stored.items() if k in names and k != "pause_after_minutes"})
     if "steps" not in given and "steps" not in base and given.get("minutes", base.get("minutes")) is not None:
         given["steps"] = 10**9  # a time budget alone decides when to stop
     return TrainConfig(**{**base, **given, "dataset": dataset})
@@ -448,8 +463,15 @@ def _parser() -> argparse.ArgumentParser:
         kind = boolean if isinstance(default, bool) else type(default)
         # None marks "not given": with --resume the checkpoint's model is kept and may not be contradicted
         p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=None, help=f"model; default: {default}")
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                   help="a named recipe: its model and training settings replace the defaults; options given "
+                        "here override them (flagship: " + _describe(PRESETS["flagship"]) + ")")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
+
+
+def _describe(recipe: tuple[dict[str, Any], dict[str, Any]]) -> str:
+    return " ".join(f"--{k.replace('_', '-')} {v}" for k, v in {**recipe[0], **recipe[1]}.items())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -479,6 +501,8 @@ def main(argv: list[str] | None = None) -> int:
         dataset = args.dataset or (ckpt["dataset"] if ckpt is not None else "mnist")
         tc = _train_config(args, ckpt, dataset)
         given = {name: getattr(args, name) for name in model_names if getattr(args, name) is not None}
+        if args.preset:
+            given = {**PRESETS[args.preset][0], **given}
         mc = None
         if ckpt is None:
             mc = FlowConfig(**given)

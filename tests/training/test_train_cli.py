@@ -234,3 +234,41 @@ def test_minutes_alone_lifts_the_step_limit(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(train_mod, "train_model", stop_after_recording(seen))
     run(capsys, "--out", str(tmp_path / "m.pt"), "--minutes", "5", "--device", "cpu")
     assert seen["tc"].minutes == 5.0 and seen["tc"].steps == 10**9
+
+
+def test_a_preset_sets_its_recipe_and_given_options_override_it(tmp_path, capsys):
+    require_dataset("MNIST")
+    model_part, train_part = train_mod.PRESETS["flagship"]
+    out = tmp_path / "f.pt"
+    code, _, err = run(capsys, "--out", str(out), "--preset", "flagship", "--steps", "2", "--lr", "5e-4", *SMALL)
+    assert code == 0, err
+    model, ckpt = load_checkpoint(out)
+    for name, value in model_part.items():
+        assert getattr(model.config, name) == value, name
+    assert model.config.hidden == 4  # given on the command line
+    stored = ckpt["history"]["train_config"]
+    assert stored["lr"] == 5e-4  # given beats the preset
+    for name, value in train_part.items():
+        if name != "lr":
+            assert stored[name] == value, name
+    # the resumed run keeps the recipe without --preset; contradicting its model is refused
+    code, _, err = run(capsys, "--out", str(out), "--resume", str(out), "--steps", "3", *SMALL[4:])
+    assert code == 0, err
+    assert read_stored(out)["ema"] == train_part["ema"]
+    code, _, err = run(capsys, "--out", str(out), "--resume", str(out), "--steps", "4", "--coupling", "affine",
+                       *SMALL[4:])
+    assert_user_error(code, err, "--resume keeps the model of", "coupling = 'spline'")
+
+
+def read_stored(path) -> dict:
+    return load_checkpoint(path)[1]["history"]["train_config"]
+
+
+def test_an_unknown_preset_is_one_line(tmp_path, capsys):
+    code, _, err = run(capsys, "--out", str(tmp_path / "x.pt"), "--preset", "best", *SMALL)
+    assert_user_error(code, err, "--preset", "flagship")
+    assert files(tmp_path) == {}
+    with pytest.raises(ValueError, match="unknown preset 'best'"):
+        train_mod.preset("best")
+    mc, tc = train_mod.preset("flagship", steps=5)
+    assert mc.coupling == train_mod.PRESETS["flagship"][0]["coupling"] and tc.steps == 5

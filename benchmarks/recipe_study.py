@@ -7,6 +7,11 @@ scratch on MNIST for the same budget of *process CPU time* (``clock="cpu"``: two
 sharing a machine each get a fair budget), evaluates test bits/dim (first 2,000 test
 images, one dequantization sample) every ``--eval-every`` minutes, and writes
 ``runs/study/<name>.json``. ``--summary`` prints the table of all results so far.
+
+``--curves FILE ...`` tabulates learning curves written by the curve benchmark
+(``python -m flowlib.bench --curve MINUTES --curve-out FILE``, issue 25's study at 20 and 40
+CPU-minutes): test bits/dim at every 5 minutes, the steps taken, and, for a run with a weight
+average (``--ema``), the trained weights' bits/dim at the end beside the average's.
 """
 
 from __future__ import annotations
@@ -77,6 +82,21 @@ def summary(out_dir: Path) -> None:
         print(f"| {r['name']} | {r['parameters']:,} | {r['steps']} | {cells} |")
 
 
+def curve_table(paths: list[Path]) -> str:
+    """Markdown table of bench curve files, best final bits/dim first."""
+    runs = [(p.stem, json.loads(p.read_text())) for p in paths]
+    minutes = sorted({round(t / 60) for _, r in runs for t, _, _ in r["curve"]})
+    lines = ["| run | parameters | steps | " + " | ".join(f"@ {m} min" for m in minutes)
+             + " | end, trained weights |", "|---" * (len(minutes) + 4) + "|"]
+    for name, r in sorted(runs, key=lambda nr: nr[1]["curve"][-1][2]):
+        by_min = {round(t / 60): b for t, _, b in r["curve"]}
+        raw = r.get("raw_curve")
+        cells = " | ".join(f"{by_min[m]:.4f}" if m in by_min else "" for m in minutes)
+        lines.append(f"| {name} | {r['parameters']:,} | {r['steps']:,} | {cells} | "
+                     + (f"{raw[-1][2]:.4f}" if raw else "") + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("variants", nargs="*", help="any of: " + ", ".join(VARIANTS))
@@ -84,7 +104,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval-every", type=float, default=2.0)
     p.add_argument("--out-dir", default="runs/study")
     p.add_argument("--summary", action="store_true")
+    p.add_argument("--curves", nargs="+", type=Path, metavar="FILE", help="tabulate these bench curve files")
     args = p.parse_args(argv)
+    if args.curves:
+        print(curve_table(args.curves))
+        return 0
     unknown = [name for name in args.variants if name not in VARIANTS]
     if unknown:
         p.error(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")

@@ -240,24 +240,27 @@ def test_a_preset_sets_its_recipe_and_given_options_override_it(tmp_path, capsys
     require_dataset("MNIST")
     model_part, train_part = train_mod.PRESETS["flagship"]
     out = tmp_path / "f.pt"
-    code, _, err = run(capsys, "--out", str(out), "--preset", "flagship", "--steps", "2", "--lr", "5e-4", *SMALL)
+    code, _, err = run(capsys, "--out", str(out), "--preset", "flagship", "--steps", "2", "--lr", "5e-4",
+                       "--coupling", "spline", *SMALL)
     assert code == 0, err
     model, ckpt = load_checkpoint(out)
     for name, value in model_part.items():
         assert getattr(model.config, name) == value, name
-    assert model.config.hidden == 4  # given on the command line
+    assert model.config.hidden == 4 and model.config.coupling == "spline"  # given on the command line
     stored = ckpt["history"]["train_config"]
     assert stored["lr"] == 5e-4  # given beats the preset
+    assert stored["batch_size"] == 8  # given in SMALL
     for name, value in train_part.items():
-        if name != "lr":
+        if name not in ("lr", "batch_size"):
             assert stored[name] == value, name
+    assert stored["ema"] > 0 and stored["warmup_steps"] > 0
     # the resumed run keeps the recipe without --preset; contradicting its model is refused
     code, _, err = run(capsys, "--out", str(out), "--resume", str(out), "--steps", "3", *SMALL[4:])
     assert code == 0, err
     assert read_stored(out)["ema"] == train_part["ema"]
-    code, _, err = run(capsys, "--out", str(out), "--resume", str(out), "--steps", "4", "--coupling", "affine",
-                       *SMALL[4:])
-    assert_user_error(code, err, "--resume keeps the model of", "coupling = 'spline'")
+    code, _, err = run(capsys, "--out", str(out), "--resume", str(out), "--steps", "4", "--preset", "flagship",
+                       "--hidden", "8", *SMALL[4:])
+    assert_user_error(code, err, "--resume keeps the model of", "hidden = 4")
 
 
 def read_stored(path) -> dict:
@@ -271,4 +274,5 @@ def test_an_unknown_preset_is_one_line(tmp_path, capsys):
     with pytest.raises(ValueError, match="unknown preset 'best'"):
         train_mod.preset("best")
     mc, tc = train_mod.preset("flagship", steps=5)
-    assert mc.coupling == train_mod.PRESETS["flagship"][0]["coupling"] and tc.steps == 5
+    assert tc.steps == 5 and tc.batch_size == train_mod.PRESETS["flagship"][1]["batch_size"] != TrainConfig().batch_size
+    assert mc == FlowConfig(**train_mod.PRESETS["flagship"][0])

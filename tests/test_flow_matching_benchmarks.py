@@ -36,7 +36,9 @@ def test_the_2d_benchmark_reports_the_cheapest_budget_within_the_margin(tmp_path
     # with a huge margin every budget is "within" it, so the cheapest one is chosen
     cheapest = min(moons["flow_matching"], key=lambda run: run["train_s"])
     assert moons["cheapest_within_margin"] == cheapest
-    assert moons["time_fraction"] == pytest.approx(cheapest["train_s"] / moons["cnf"]["train_s"], abs=1e-3)
+    # the JSON rounds the times to 0.01 s, so the fraction recomputed from them is known only to that precision
+    rounding = 0.006 * (1 + moons["time_fraction"]) / moons["cnf"]["train_s"]
+    assert moons["time_fraction"] == pytest.approx(cheapest["train_s"] / moons["cnf"]["train_s"], abs=rounding)
     # with a negative margin nothing can be within it
     assert bench.main(["--sets", "moons", "--cnf-steps", "2", "--fm-steps", "2", "--eval", "64", "--margin", "-100",
                        "--json", str(out), "--force"]) == 0

@@ -5,7 +5,7 @@
 #   bash benchmarks/conditional.sh export     # runs/cond/*.pt -> data/checkpoints/, without optimizer state
 #   bash benchmarks/conditional.sh evaluate   # test bits/dim on all 10,000 test images (K=1), and the accuracy
 #
-# Every run uses the project's default recipe (`python -m flowlib.train` defaults) and measures its budget
+# Every run uses the classic recipe (`--preset classic`, the default before issue 25) and measures its budget
 # in process CPU time (--clock cpu), so that the class-conditional model and its unconditional baseline get
 # the same computation however busy the machine is. `export` refuses to replace a shipped checkpoint; delete
 # it first, then update data/checkpoints/SHA256SUMS (`sha256sum` prints the lines).
@@ -22,7 +22,7 @@ train() {  # name, minutes, extra options
   local name=$1 minutes=$2
   shift 2
   "$PY" -m flowlib.train --dataset fashion-mnist --out "$RUNS/$name.pt" --minutes "$minutes" --clock cpu \
-    --eval-every-minutes 10 --no-progress "$@" > "$RUNS/$name.log" 2>&1
+    --preset classic --eval-every-minutes 10 --no-progress "$@" > "$RUNS/$name.log" 2>&1
 }
 
 case "${1:-}" in

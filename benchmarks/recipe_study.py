@@ -30,7 +30,7 @@ from flowlib.training.train import TrainConfig, train_model
 BASE_MODEL = FlowConfig(alpha=1e-5, pre_steps=2, dequantization="variational", hidden=64, blocks=1)
 # channels_last off: the first runs of the study were made before it existed, and step speed must match
 BASE_TRAIN = TrainConfig(steps=10**9, batch_size=128, lr=1e-3, warmup_steps=0, eval_every=0, eval_images=2000,
-                         save_every=0, clock="cpu", channels_last=False)
+                         save_every=0, clock="cpu", channels_last=False, ema=0.0)
 
 # name -> (model changes, training changes)
 VARIANTS: dict[str, tuple[dict, dict]] = {

@@ -425,7 +425,7 @@ def train_background(dataset: str, out: str | Path, steps: int = BACKGROUND_STEP
 
     images = mutate(load_images(dataset, "train").images, mutation_rate, torch.Generator().manual_seed(seed))
     config = TrainConfig(dataset=dataset, steps=steps, batch_size=64, lr=2e-3, warmup_steps=min(100, steps // 5),
-                         eval_every=steps, eval_images=1000, save_every=0, seed=seed)
+                         eval_every=steps, eval_images=1000, save_every=0, seed=seed, ema=0.0)  # as shipped
     model, info = train_model(BACKGROUND_CONFIG, config, device=device, progress=progress, train_images=images, log=log)
     history = {**info["history"], "mutation_rate": mutation_rate}
     path = save_checkpoint(out, model, dataset=dataset, step=info["step"], metrics=info["metrics"], history=history)

@@ -26,7 +26,7 @@ import torch
 from ..data.images import load_images
 from ..models.multiscale import FlowConfig, MultiScaleFlow
 from .loop import batches_from_tensor
-from .train import TrainConfig, train_model
+from .train import PRESETS, TrainConfig, train_model
 
 __all__ = ["measure_throughput", "measure_sampling", "learning_curve", "main"]
 
@@ -134,6 +134,13 @@ def main(argv: list[str] | None = None) -> int:
         default = getattr(mdef, f.name)
         kind = _bool if isinstance(default, bool) else type(default)
         p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=default)
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                   help="a named recipe of flowlib.train (classic: the default before issue 25); options given "
+                        "here override it")
+    first, _ = p.parse_known_args(argv)
+    if first.preset:  # the preset's settings replace the defaults; options given still win
+        model_part, train_part = PRESETS[first.preset]
+        p.set_defaults(**model_part, **train_part)
     args = p.parse_args(argv)
     try:  # a user's mistake ends here, in one line, before minutes of measuring
         for name in ("steps", "batch_size", "eval_images", "threads"):

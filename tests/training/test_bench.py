@@ -40,6 +40,22 @@ def test_learning_curve_records_bpd_against_training_seconds(tmp_path, capsys):
     assert all(0 < b < 9 for _, _, b in result["curve"])
 
 
+def test_a_preset_sets_the_curve_recipe_and_given_options_override_it(monkeypatch, capsys):
+    require_dataset("MNIST")
+    seen = {}
+
+    def record(mc, tc, device, **kwargs):
+        seen["tc"] = tc
+        return {"curve": []}
+
+    monkeypatch.setattr(bench, "learning_curve", record)
+    small = ["--device", "cpu", "--steps", "1", "--hidden", "4", "--steps-per-level", "1", "--curve", "1"]
+    assert bench.main([*small, "--preset", "classic", "--lr", "5e-4"]) == 0
+    assert (seen["tc"].batch_size, seen["tc"].lr, seen["tc"].warmup_steps, seen["tc"].ema) == (32, 5e-4, 0, 0.0)
+    assert bench.main(small) == 0  # without a preset: the defaults
+    assert (seen["tc"].batch_size, seen["tc"].ema) == (bench.TrainConfig.batch_size, bench.TrainConfig.ema)
+
+
 def test_learning_curve_stops_at_the_target():
     require_dataset("MNIST")
     from flowlib.models.multiscale import FlowConfig

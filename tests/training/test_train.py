@@ -24,8 +24,9 @@ def images(n, seed=0):
 
 
 def quick_config(**kw):
+    # no weight average: the saved model is then the trained one (tests/training/test_ema.py covers the average)
     return TrainConfig(**{"steps": 4, "batch_size": 8, "warmup_steps": 2, "eval_every": 2, "eval_images": 16,
-                          "save_every": 2, **kw})
+                          "save_every": 2, "ema": 0.0, **kw})
 
 
 def run(tmp_path, **kw):
@@ -191,6 +192,27 @@ def test_lr_schedule_warms_up_then_decays():
     assert tc.lr_factor(10) == pytest.approx(1.0)
     assert tc.lr_factor(100) == pytest.approx(0.1)
     assert tc.lr_factor(55) == pytest.approx(0.55)
+
+
+def test_the_warm_up_takes_at_most_a_quarter_of_a_step_budget():
+    short = TrainConfig(steps=100, warmup_steps=400, final_lr_fraction=0.1)
+    assert short.warmup() == 25
+    assert short.lr_factor(25) == pytest.approx(1.0)  # the peak is reached, then the decay runs
+    assert short.lr_factor(100) == pytest.approx(0.1)
+    # a time budget lifts the step limit: the whole warm-up stays
+    timed = TrainConfig(steps=10**9, minutes=10, warmup_steps=400)
+    assert timed.warmup() == 400 and timed.lr_factor(200, seconds=1.0) == pytest.approx(0.5)
+
+
+def test_the_defaults_are_the_flagship_recipe():
+    from flowlib.training.train import PRESETS
+
+    model_part, train_part = PRESETS["flagship"]
+    assert model_part == {} and train_part
+    for name, value in train_part.items():
+        assert getattr(TrainConfig(), name) == value, name
+    classic = TrainConfig(**PRESETS["classic"][1])
+    assert (classic.batch_size, classic.lr, classic.warmup_steps, classic.ema) == (32, 1e-3, 0, 0.0)
 
 
 def test_time_schedule_decays_over_the_budget_not_the_steps():

@@ -131,6 +131,7 @@ CASES.update({
 # ---- beyond coupling layers (notebook 10) ----
 from flowlib.layers.autoregressive import MaskedAutoregressive  # noqa: E402
 from flowlib.layers.cnf import CNF  # noqa: E402
+from flowlib.layers.mixture import ChannelMixtureCoupling  # noqa: E402
 from flowlib.layers.splines import ChannelSplineCoupling, ElementwiseSpline, SplineCoupling  # noqa: E402
 
 _ORDER = torch.tensor([2, 0, 3, 1])
@@ -139,6 +140,9 @@ CASES.update({
     "ChannelSplineCoupling-odd": lambda: (
         perturb(ChannelSplineCoupling(5, fl.GatedResNet(2, ChannelSplineCoupling.out_channels(5, 4), hidden=8), bins=4,
                                       learn_bound=True), std=0.5), 2 * _img(c=5)),
+    "ChannelMixtureCoupling-odd": lambda: (
+        perturb(ChannelMixtureCoupling(5, fl.GatedResNet(2, ChannelMixtureCoupling.out_channels(5, 3), hidden=8),
+                                       components=3, learn_bound=True), std=0.2), 2 * _img(c=5)),
     "ElementwiseSpline": lambda: (perturb(ElementwiseSpline(4, bins=5), std=1.0), 2 * _vec()),
     "SplineCoupling": lambda: (perturb(SplineCoupling(fl.alternating_mask(4), fl.MLP(4, 2 * 14, hidden=8), bins=5),
                                        std=0.5), 2 * _vec()),

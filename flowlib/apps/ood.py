@@ -48,6 +48,7 @@ from torch.nn import functional as F
 
 from ..core.bijection import Sequential
 from ..layers.coupling import AffineCoupling, ChannelAffineCoupling
+from ..layers.mixture import ChannelMixtureCoupling
 from ..layers.splines import ChannelSplineCoupling
 from ..layers.squeeze import SplitPrior, Squeeze
 from ..models.multiscale import FlowConfig, MultiScaleFlow
@@ -349,7 +350,7 @@ def _walk(layer: torch.nn.Module, h: Tensor, size: tuple[int, int]) -> tuple[Ten
         local = layer._params(h * m, m, None)[1].sum(1)
     elif isinstance(layer, ChannelAffineCoupling):
         local = layer._params(h[:, : layer.split_at], None)[1].sum(1)
-    elif isinstance(layer, ChannelSplineCoupling):
+    elif isinstance(layer, (ChannelSplineCoupling, ChannelMixtureCoupling)):
         local = layer.local_logdet(h)
     elif isinstance(layer, SplitPrior):
         local = -layer._params(h[:, : layer.channels // 2], None)[1].sum(1)   # unconditional: cond is None

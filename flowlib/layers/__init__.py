@@ -17,6 +17,7 @@ from .dequantize import Logit, UniformDequantization, VariationalDequantization,
 from .elementwise import ElementwiseAffine, Tanh
 from .glow import GlowStep
 from .invconv import InvConv1x1, InvConv1x1LU
+from .mixture import ChannelMixtureCoupling, mixture_logistic_logit
 from .nets import MLP, ConvNet, GatedResNet
 from .splines import ElementwiseSpline, SplineCoupling, rational_quadratic_spline, spline_coupling_flow
 from .squeeze import SplitPrior, Squeeze, merge, split
@@ -27,4 +28,5 @@ __all__ = [
     "UniformDequantization", "VariationalDequantization", "quantize", "SplitPrior", "Squeeze", "merge", "split",
     "ActNorm", "InvConv1x1", "InvConv1x1LU", "GlowStep", "MADE", "MaskedAutoregressive", "iaf_flow", "maf_flow",
     "ElementwiseSpline", "SplineCoupling", "rational_quadratic_spline", "spline_coupling_flow", "CNF", "cnf_flow",
+    "ChannelMixtureCoupling", "mixture_logistic_logit",
 ]

@@ -12,6 +12,7 @@ from .actnorm import ActNorm
 from .coupling import AffineCoupling, ChannelAffineCoupling, channel_mask
 from .invconv import InvConv1x1, InvConv1x1LU
 from .nets import GatedResNet
+from .mixture import ChannelMixtureCoupling
 from .splines import ChannelSplineCoupling
 
 __all__ = ["GlowStep"]
@@ -34,18 +35,20 @@ class GlowStep(Sequential):
             ``forward(x, cond)`` and ``inverse(z, cond)`` take ``cond: (B, E)`` or ``(B, E, H, W)``.
         coupling: ``"affine"`` (Glow's) or ``"spline"``: a rational-quadratic spline with ``bins`` bins
             on ``[-spline_bound, spline_bound]`` before the affine map
-            (:class:`~flowlib.layers.splines.ChannelSplineCoupling`; needs ``split=True``).
+            (:class:`~flowlib.layers.splines.ChannelSplineCoupling`; needs ``split=True``), or ``"mixture"``:
+            Flow++'s logistic-mixture CDF with ``components`` logistics before the affine map
+            (:class:`~flowlib.layers.mixture.ChannelMixtureCoupling`; needs ``split=True``).
     """
 
     def __init__(self, channels: int, hidden: int = 64, blocks: int = 1, lu: bool = True, scale_bound: float = 2.0,
                  learn_bound: bool = False, split: bool = True, cond_channels: int = 0, coupling: str = "affine",
-                 bins: int = 4, spline_bound: float = 3.0):
+                 bins: int = 4, spline_bound: float = 3.0, components: int = 4):
         if channels % 2:
             raise ValueError(f"GlowStep needs an even number of channels, got {channels}")
-        if coupling not in ("affine", "spline"):
-            raise ValueError(f"coupling must be 'affine' or 'spline', got {coupling!r}")
-        if coupling == "spline" and not split:
-            raise ValueError("a spline coupling slices the channels: use split=True")
+        if coupling not in ("affine", "spline", "mixture"):
+            raise ValueError(f"coupling must be 'affine', 'spline' or 'mixture', got {coupling!r}")
+        if coupling in ("spline", "mixture") and not split:
+            raise ValueError(f"a {coupling} coupling slices the channels: use split=True")
         conv = InvConv1x1LU(channels) if lu else InvConv1x1(channels)
         if coupling == "spline":
             half = channels // 2
@@ -53,6 +56,12 @@ class GlowStep(Sequential):
                               cond_channels=cond_channels)
             coupling = ChannelSplineCoupling(channels, net, bins=bins, bound=spline_bound, scale_bound=scale_bound,
                                              learn_bound=learn_bound)
+        elif coupling == "mixture":
+            half = channels // 2
+            net = GatedResNet(half, ChannelMixtureCoupling.out_channels(channels, components), hidden=hidden,
+                              blocks=blocks, cond_channels=cond_channels)
+            coupling = ChannelMixtureCoupling(channels, net, components=components, scale_bound=scale_bound,
+                                              learn_bound=learn_bound)
         elif split:
             half = channels // 2
             net = GatedResNet(half, 2 * half, hidden=hidden, blocks=blocks, cond_channels=cond_channels)

@@ -74,8 +74,9 @@ class FlowConfig:
         split_prior: learned conditional Gaussian prior for the factored-out halves (Glow); else N(0, I).
         alpha: logit margin; scale_bound: bound of the couplings' log-scale.
         learn_bound: learn that bound per channel, starting from ``scale_bound``.
-        coupling: the Glow steps' coupling, ``"affine"`` or ``"spline"`` (a rational-quadratic spline with
-            ``spline_bins`` bins on ``[-spline_bound, spline_bound]`` before the affine map; issue 25's recipe study).
+        coupling: the Glow steps' coupling, ``"affine"``, ``"spline"`` (a rational-quadratic spline with
+            ``spline_bins`` bins on ``[-spline_bound, spline_bound]`` before the affine map) or ``"mixture"``
+            (Flow++'s logistic-mixture CDF with ``mixture_components`` logistics before it); issue 25's recipe study.
         split_couplings: Glow steps slice the channels instead of masking them (same map,
             half the conditioner input; ``False`` for checkpoints made before this existed).
         condition: ``None`` (unconditional), ``"class"``, ``"lowres"`` or ``"mask"``; see
@@ -111,6 +112,7 @@ class FlowConfig:
     coupling: str = "affine"
     spline_bins: int = 4
     spline_bound: float = 3.0
+    mixture_components: int = 4
 
     def __post_init__(self) -> None:
         """Reject a config that cannot build a working model, naming the field and the allowed values."""
@@ -125,10 +127,12 @@ class FlowConfig:
             elif isinstance(default, float):
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                     raise ValueError(f"{f.name} must be a finite number, got {value!r}")
-        if self.coupling not in ("affine", "spline"):
-            raise ValueError(f"coupling must be 'affine' or 'spline', got {self.coupling!r}")
-        if self.coupling == "spline" and not self.split_couplings:
-            raise ValueError("coupling='spline' slices the channels: it needs split_couplings=True")
+        if self.coupling not in ("affine", "spline", "mixture"):
+            raise ValueError(f"coupling must be 'affine', 'spline' or 'mixture', got {self.coupling!r}")
+        if self.coupling != "affine" and not self.split_couplings:
+            raise ValueError(f"coupling={self.coupling!r} slices the channels: it needs split_couplings=True")
+        if self.mixture_components < 2:
+            raise ValueError(f"mixture_components must be >= 2, got {self.mixture_components}")
         if self.spline_bins < 2:
             raise ValueError(f"spline_bins must be >= 2, got {self.spline_bins}")
         if self.spline_bound <= 0:
@@ -195,7 +199,8 @@ class MultiScaleFlow(nn.Module):
             c, s = 4 * c, s // 2
             steps = [GlowStep(c, hidden=cfg.hidden, blocks=cfg.blocks, scale_bound=cfg.scale_bound,
                               learn_bound=cfg.learn_bound, split=cfg.split_couplings, cond_channels=e,
-                              coupling=cfg.coupling, bins=cfg.spline_bins, spline_bound=cfg.spline_bound)
+                              coupling=cfg.coupling, bins=cfg.spline_bins, spline_bound=cfg.spline_bound,
+                              components=cfg.mixture_components)
                      for _ in range(cfg.steps_per_level)]
             self.levels.append(Sequential(Squeeze(), *steps))
             if level < cfg.levels - 1:

@@ -182,7 +182,8 @@ def test_bits_per_dim_is_repeatable_and_leaves_the_global_random_state_alone(deq
 
 
 @pytest.mark.parametrize("deq,pre_steps,coupling", [("uniform", 0, "affine"), ("uniform", 2, "affine"),
-                                                   ("variational", 1, "affine"), ("uniform", 0, "spline")])
+                                                   ("variational", 1, "affine"), ("uniform", 0, "spline"),
+                                                   ("uniform", 0, "mixture")])
 def test_the_bits_map_sums_to_the_images_bits(deq, pre_steps, coupling):
     model, x = tiny(deq, pre_steps=pre_steps, coupling=coupling)
     bm = ood.bits_map(model, x, seed=3)
@@ -193,14 +194,16 @@ def test_the_bits_map_sums_to_the_images_bits(deq, pre_steps, coupling):
     assert torch.allclose(bm.bits_per_dim(), expected / 64, atol=1e-5)
 
 
-def test_a_spline_couplings_log_det_is_placed_where_it_arises():
+@pytest.mark.parametrize("kind", ["spline", "mixture"])
+def test_a_spline_or_mixture_couplings_log_det_is_placed_where_it_arises(kind):
     import flowlib as fl
     from flowlib.core.testing import perturb
+    from flowlib.layers.mixture import ChannelMixtureCoupling
     from flowlib.layers.splines import ChannelSplineCoupling
 
     torch.manual_seed(0)
-    layer = perturb(ChannelSplineCoupling(4, fl.GatedResNet(2, ChannelSplineCoupling.out_channels(4, 4), hidden=8)),
-                    std=0.5)
+    cls = ChannelSplineCoupling if kind == "spline" else ChannelMixtureCoupling
+    layer = perturb(cls(4, fl.GatedResNet(2, cls.out_channels(4, 4), hidden=8)), std=0.5)
     h = 2 * torch.randn(3, 4, 4, 4)
     _, placed = ood._walk(layer, h, (8, 8))
     local = layer.local_logdet(h)

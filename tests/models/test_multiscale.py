@@ -19,7 +19,8 @@ def tiny(dequantization="uniform", **kw):
     return perturb(model, std=0.05), x
 
 
-@pytest.mark.parametrize("deq,coupling", [("uniform", "affine"), ("variational", "affine"), ("uniform", "spline")])
+@pytest.mark.parametrize("deq,coupling", [("uniform", "affine"), ("variational", "affine"), ("uniform", "spline"),
+                                          ("uniform", "mixture")])
 def test_tiny_round_trip(deq, coupling):
     model, x = tiny(deq, pre_steps=2, coupling=coupling)
     latents = model.encode(x)
@@ -28,11 +29,13 @@ def test_tiny_round_trip(deq, coupling):
     assert torch.equal(model.decode(latents), x)
     y, _ = model._dequantize(x, sample_noise=True)
     y_back, _ = model.untransform(model.transform(y)[0])
-    # the spline's inverse solves a quadratic: in float32 it loses a few more bits than a division
+    # the spline's inverse solves a quadratic, the mixture's bisects: in float32 they lose a few more bits than a
+    # division
     assert (y_back - y).abs().max() < (1e-5 if coupling == "affine" else 1e-4)
 
 
-@pytest.mark.parametrize("deq,coupling", [("uniform", "affine"), ("variational", "affine"), ("uniform", "spline")])
+@pytest.mark.parametrize("deq,coupling", [("uniform", "affine"), ("variational", "affine"), ("uniform", "spline"),
+                                          ("uniform", "mixture")])
 def test_every_parameter_gets_a_gradient(deq, coupling):
     model, x = tiny(deq, pre_steps=1, coupling=coupling)
     model.bits_per_dim(x).mean().backward()
@@ -106,10 +109,14 @@ def test_bad_latents_and_configs():
         FlowConfig(size=28, levels=3)
     with pytest.raises(ValueError, match="dequantization"):
         FlowConfig(dequantization="gaussian")
-    with pytest.raises(ValueError, match="coupling must be 'affine' or 'spline'"):
-        FlowConfig(coupling="mixture")
+    with pytest.raises(ValueError, match="coupling must be 'affine', 'spline' or 'mixture'"):
+        FlowConfig(coupling="flow++")
     with pytest.raises(ValueError, match="needs split_couplings=True"):
         FlowConfig(coupling="spline", split_couplings=False)
+    with pytest.raises(ValueError, match="needs split_couplings=True"):
+        FlowConfig(coupling="mixture", split_couplings=False)
+    with pytest.raises(ValueError, match="mixture_components must be >= 2"):
+        FlowConfig(coupling="mixture", mixture_components=1)
     with pytest.raises(ValueError, match="spline_bins must be >= 2"):
         FlowConfig(coupling="spline", spline_bins=1)
 

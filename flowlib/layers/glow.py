@@ -11,8 +11,8 @@ from ..core.bijection import Sequential
 from .actnorm import ActNorm
 from .coupling import AffineCoupling, ChannelAffineCoupling, channel_mask
 from .invconv import InvConv1x1, InvConv1x1LU
-from .nets import GatedResNet
 from .mixture import ChannelMixtureCoupling
+from .nets import GatedResNet
 from .splines import ChannelSplineCoupling
 
 __all__ = ["GlowStep"]

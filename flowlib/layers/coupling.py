@@ -104,6 +104,28 @@ class AdditiveCoupling(_Coupling):
         return z - t, z.new_zeros(z.shape[0])
 
 
+class _ElementwiseChannelCoupling(Bijection):
+    """A channel-split coupling whose ``_transform(v, cond, inverse)`` returns the output and the log-det of
+    each transformed element, ``(B, C - C_a, H, W)``: the spline and logistic-mixture couplings."""
+
+    takes_cond = True
+
+    def _transform(self, v: Tensor, cond: Tensor | None, inverse: bool) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+    def local_logdet(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
+        """``log|det J|`` of ``forward`` summed over channels at each position, ``(B, H, W)`` (notebook 09's bits map)."""
+        return self._transform(x, cond, inverse=False)[1].sum(1)
+
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        z, ld = self._transform(x, cond, inverse=False)
+        return z, ld.flatten(1).sum(1)
+
+    def inverse(self, z: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        x, ld = self._transform(z, cond, inverse=True)
+        return x, ld.flatten(1).sum(1)
+
+
 class _ScaleBound(nn.Module):
     """The soft clamp ``s = b * tanh(s_raw / b)``, with a fixed or learned per-channel bound ``b``."""
 

@@ -30,8 +30,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ..core.bijection import Bijection, check_input
-from .coupling import _ScaleBound
+from ..core.bijection import check_input
+from .coupling import _ElementwiseChannelCoupling, _ScaleBound
 
 __all__ = ["mixture_logistic_logit", "ChannelMixtureCoupling"]
 
@@ -81,7 +81,7 @@ def mixture_logistic_logit(x: Tensor, logits: Tensor, means: Tensor, log_scales:
     return out, -ld
 
 
-class ChannelMixtureCoupling(Bijection):
+class ChannelMixtureCoupling(_ElementwiseChannelCoupling):
     """Channel-split coupling whose transformed half goes through a logistic-mixture CDF, then an affine map.
 
     With ``[x_a, x_b]`` the two halves of the channels of ``x: (B, C, H, W)``: ``z_a = x_a`` and,
@@ -92,8 +92,6 @@ class ChannelMixtureCoupling(Bijection):
 
     ``conditioner`` maps ``(B, C_a, H, W)`` to ``(B, (C - C_a) (3K + 2), H, W)``.
     """
-
-    takes_cond = True
 
     def __init__(self, channels: int, conditioner: nn.Module, components: int = 4, scale_bound: float = 2.0,
                  learn_bound: bool = False):
@@ -130,15 +128,3 @@ class ChannelMixtureCoupling(Bijection):
             return torch.cat([a, u], dim=1), ld - log_s
         u, ld = mixture_logistic_logit(b, logits, means, log_scales)
         return torch.cat([a, u * log_s.exp() + shift], dim=1), ld + log_s
-
-    def local_logdet(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
-        """``log|det J|`` of ``forward`` summed over channels at each position, ``(B, H, W)`` (notebook 09's bits map)."""
-        return self._transform(x, cond, inverse=False)[1].sum(1)
-
-    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        z, ld = self._transform(x, cond, inverse=False)
-        return z, ld.flatten(1).sum(1)
-
-    def inverse(self, z: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        x, ld = self._transform(z, cond, inverse=True)
-        return x, ld.flatten(1).sum(1)

@@ -32,7 +32,7 @@ from torch.nn import functional as F
 
 from ..core.bijection import Bijection, Sequential, check_input
 from ..core.flow import Flow
-from .coupling import _Coupling, _ScaleBound, alternating_mask
+from .coupling import _Coupling, _ElementwiseChannelCoupling, _ScaleBound, alternating_mask
 from .elementwise import ElementwiseAffine
 from .nets import MLP
 
@@ -248,7 +248,7 @@ def spline_coupling_flow(features: int = 2, layers: int = 4, hidden: int = 64, b
     return Flow(Sequential(*blocks), event_shape=(features,))
 
 
-class ChannelSplineCoupling(Bijection):
+class ChannelSplineCoupling(_ElementwiseChannelCoupling):
     """Channel-split coupling whose transformed half goes through a spline, then an affine map (notebook 10).
 
     With ``[x_a, x_b]`` the two halves of the channels of ``x: (B, C, H, W)``:
@@ -262,8 +262,6 @@ class ChannelSplineCoupling(Bijection):
     ``conditioner`` maps ``(B, C_a, H, W)`` to ``(B, (C - C_a) (3K + 1), H, W)`` (zero last
     layer: the identity at the start). It is used in the image flow with ``FlowConfig(coupling="spline")``.
     """
-
-    takes_cond = True
 
     def __init__(self, channels: int, conditioner: nn.Module, bins: int = 4, bound: float = 3.0,
                  scale_bound: float = 2.0, learn_bound: bool = False):
@@ -300,15 +298,3 @@ class ChannelSplineCoupling(Bijection):
             return torch.cat([a, u], dim=1), ld - log_s
         u, ld = rational_quadratic_spline(b, widths, heights, derivatives, bound=self.bound)
         return torch.cat([a, u * log_s.exp() + shift], dim=1), ld + log_s
-
-    def local_logdet(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
-        """``log|det J|`` of ``forward`` summed over channels at each position, ``(B, H, W)`` (notebook 09's bits map)."""
-        return self._transform(x, cond, inverse=False)[1].sum(1)
-
-    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        z, ld = self._transform(x, cond, inverse=False)
-        return z, ld.flatten(1).sum(1)
-
-    def inverse(self, z: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        x, ld = self._transform(z, cond, inverse=True)
-        return x, ld.flatten(1).sum(1)

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from ..data.images import load_images
+from ..layers.nets import conditioner_precision
 from ..models.multiscale import FlowConfig, MultiScaleFlow
 from .loop import batches_from_tensor
 from .train import PRESETS, TrainConfig, train_model
@@ -37,15 +38,20 @@ def _sync(device: torch.device) -> None:
 
 
 def measure_throughput(model: MultiScaleFlow, images: torch.Tensor, batch_size: int, steps: int, warmup: int = 3,
-                       lr: float = 1e-3) -> dict[str, float]:
-    """Time ``steps`` Adam steps (after ``warmup`` untimed ones) on batches of ``images``."""
+                       lr: float = 1e-3, precision: str = "float32") -> dict[str, float]:
+    """Time ``steps`` Adam steps (after ``warmup`` untimed ones) on batches of ``images``.
+
+    ``precision="bfloat16"``: the conditioner networks compute in bfloat16, as in training.
+    """
+    dtype = {"float32": None, "bfloat16": torch.bfloat16}[precision]
     device = next(model.parameters()).device
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     batches = batches_from_tensor(images.to(device), batch_size)
     model.train()
 
     def step() -> float:
-        loss = model.bits_per_dim(next(batches)).mean()
+        with conditioner_precision(dtype):
+            loss = model.bits_per_dim(next(batches)).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -129,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clock", choices=["wall", "cpu"], default="wall")
     p.add_argument("--curve-out", default=None, help="write the curve (JSON) here")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--precision", choices=["float32", "bfloat16"], default=TrainConfig.precision,
+                   help="the conditioner networks' dtype in training steps (the curve and the throughput)")
+    p.add_argument("--channels-last", type=_bool, default=TrainConfig.channels_last,
+                   help="the curve's memory format (TrainConfig.channels_last)")
     mdef = FlowConfig()
     for f in fields(FlowConfig):
         default = getattr(mdef, f.name)
@@ -170,17 +180,26 @@ def main(argv: list[str] | None = None) -> int:
                                  "config": mc.to_dict()}
     if device.type == "cuda":
         result["device_name"] = torch.cuda.get_device_name(device)
-    result.update(measure_throughput(model, images, args.batch_size, args.steps))
-    result["sample64_seconds"] = measure_sampling(model, 64)
+    if args.channels_last:
+        model.to(memory_format=torch.channels_last)
+    result.update(measure_throughput(model, images, args.batch_size, args.steps, precision=args.precision))
+    model.to(memory_format=torch.contiguous_format)
+    try:
+        result["sample64_seconds"] = measure_sampling(model, 64)
+        sampled = f"64 samples in {result['sample64_seconds'] * 1000:.0f} ms"
+    except ValueError as err:  # a barely trained model's inverse can overflow (the mixture coupling's can)
+        result["sample64_seconds"], result["sampling_error"] = None, str(err)
+        sampled = f"sampling failed after {args.steps + 3} training steps ({err})"
     where = result.get("device_name", f"{result['threads']} threads")
     print(f"{device} ({where}): {result['parameters']:,} parameters, "
           f"{result['images_per_second']:.0f} images/s training at batch {args.batch_size} "
-          f"({result['seconds_per_step'] * 1000:.0f} ms/step), 64 samples in {result['sample64_seconds'] * 1000:.0f} ms")
+          f"({result['seconds_per_step'] * 1000:.0f} ms/step), {sampled}")
     if args.curve is not None or args.target_bpd is not None:
         minutes = args.curve if args.curve is not None else args.max_seconds / 60
         tc = TrainConfig(dataset=args.dataset, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
                          steps=10**9, minutes=minutes, eval_every=0, eval_every_minutes=args.eval_every_minutes,
-                         eval_images=args.eval_images, save_every=0, clock=args.clock, ema=args.ema)
+                         eval_images=args.eval_images, save_every=0, clock=args.clock, ema=args.ema,
+                         precision=args.precision, channels_last=args.channels_last)
         curve = learning_curve(mc, tc, device, target_bpd=args.target_bpd, progress=not args.json)
         raw = {step: bpd for _, step, bpd in curve.get("raw_curve", [])}
         for t, step, bpd in curve["curve"]:

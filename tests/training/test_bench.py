@@ -13,6 +13,23 @@ def test_throughput_and_sampling_are_measured():
     result = bench.measure_throughput(model, x.repeat(4, 1, 1, 1), batch_size=8, steps=2, warmup=1)
     assert result["seconds_per_step"] > 0 and result["images_per_second"] > 0
     assert bench.measure_sampling(model, n=4, repeats=1) > 0
+    low = bench.measure_throughput(model, x.repeat(4, 1, 1, 1), batch_size=8, steps=1, warmup=1, precision="bfloat16")
+    assert low["seconds_per_step"] > 0
+
+
+def test_a_failed_sampling_is_reported_not_fatal(monkeypatch, capsys):
+    require_dataset("MNIST")
+
+    def overflow(model, n):
+        raise ValueError("z contains 3 non-finite values (NaN or inf)")
+
+    monkeypatch.setattr(bench, "measure_sampling", overflow)
+    assert bench.main(["--device", "cpu", "--steps", "1", "--batch-size", "8", "--hidden", "4", "--steps-per-level", "1",
+                       "--json"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert "sampling failed after 4 training steps (z contains 3 non-finite values" in out[0]
+    result = json.loads(out[-1])
+    assert result["sample64_seconds"] is None and "non-finite" in result["sampling_error"]
 
 
 def test_command_line_reports_json(capsys):
@@ -54,6 +71,9 @@ def test_a_preset_sets_the_curve_recipe_and_given_options_override_it(monkeypatc
     assert (seen["tc"].batch_size, seen["tc"].lr, seen["tc"].warmup_steps, seen["tc"].ema) == (32, 5e-4, 0, 0.0)
     assert bench.main(small) == 0  # without a preset: the defaults
     assert (seen["tc"].batch_size, seen["tc"].ema) == (bench.TrainConfig.batch_size, bench.TrainConfig.ema)
+    assert (seen["tc"].precision, seen["tc"].channels_last) == ("float32", True)
+    assert bench.main([*small, "--precision", "bfloat16", "--channels-last", "false"]) == 0
+    assert (seen["tc"].precision, seen["tc"].channels_last) == ("bfloat16", False)
 
 
 def test_learning_curve_stops_at_the_target():

@@ -204,13 +204,17 @@ def test_the_warm_up_takes_at_most_a_quarter_of_a_step_budget():
     assert timed.warmup() == 400 and timed.lr_factor(200, seconds=1.0) == pytest.approx(0.5)
 
 
-def test_the_defaults_are_the_flagship_recipe():
-    from flowlib.training.train import PRESETS
+def test_the_defaults_are_the_flagship_optimisation_and_the_preset_adds_its_model_and_precision():
+    from flowlib.training.train import PRESETS, preset
 
     model_part, train_part = PRESETS["flagship"]
-    assert model_part == {} and train_part
-    for name, value in train_part.items():
-        assert getattr(TrainConfig(), name) == value, name
+    assert model_part == {"coupling": "mixture"}
+    for name in ("batch_size", "lr", "warmup_steps", "ema"):
+        assert getattr(TrainConfig(), name) == train_part[name], name
+    mc, tc = preset("flagship", steps=7)
+    assert mc.coupling == "mixture" and FlowConfig().coupling == "affine"  # the teaching layout stays the default
+    assert (tc.precision, tc.channels_last, tc.steps) == ("bfloat16", False, 7)
+    assert (TrainConfig().precision, TrainConfig().channels_last) == ("float32", True)
     classic = TrainConfig(**PRESETS["classic"][1])
     assert (classic.batch_size, classic.lr, classic.warmup_steps, classic.ema) == (32, 1e-3, 0, 0.0)
 

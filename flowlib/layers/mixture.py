@@ -71,9 +71,15 @@ def mixture_logistic_logit(x: Tensor, logits: Tensor, means: Tensor, log_scales:
     lo, hi = ends.min(-1).values, ends.max(-1).values
     steps = iterations if iterations is not None else (80 if u.dtype == torch.float64 else 40)
     with torch.no_grad():
+        # the loop needs only u = logit F(mid): the same arithmetic as _logit_cdf's first output (so the same
+        # comparisons), with what does not depend on mid computed once
+        inv_scale = (-log_scales.clamp_min(MIN_LOG_SCALE)).exp()
+        log_pi = F.log_softmax(logits, dim=-1)
         for _ in range(steps):
             mid = 0.5 * (lo + hi)
-            above = _logit_cdf(mid, logits, means, log_scales)[0] > u
+            t = (mid.unsqueeze(-1) - means) * inv_scale
+            logit = torch.logsumexp(log_pi + F.logsigmoid(t), dim=-1) - torch.logsumexp(log_pi + F.logsigmoid(-t), dim=-1)
+            above = logit > u
             hi = torch.where(above, mid, hi)
             lo = torch.where(above, lo, mid)
     out = 0.5 * (lo + hi)

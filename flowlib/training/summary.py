@@ -17,7 +17,11 @@ def config_summary(config: FlowConfig) -> str:
     """One line: the architecture choices of a :class:`FlowConfig` that notebook 06 explains."""
     pre = f"{config.pre_steps} checkerboard coupling(s) at full resolution, " if config.pre_steps else ""
     prior = "learned split prior" if config.split_prior else "N(0, I) for the split-off halves"
-    return (f"{pre}{config.levels} levels x {config.steps_per_level} Glow steps, {config.hidden} hidden channels "
+    couplings = {"affine": "affine couplings", "spline": f"{config.spline_bins}-bin spline couplings",
+                 "mixture": f"{config.mixture_components}-component logistic-mixture couplings"}
+    coupling = couplings.get(config.coupling, config.coupling)
+    return (f"{pre}{config.levels} levels x {config.steps_per_level} Glow steps ({coupling}), "
+            f"{config.hidden} hidden channels "
             f"x {config.blocks} gated block(s), {config.dequantization} dequantization, logit margin alpha = "
             f"{config.alpha:g}, {prior}")
 
@@ -46,6 +50,10 @@ def run_summary(model: nn.Module, info: dict[str, Any], train_images: int = 60_0
         budget.append(f"time budget {tc['minutes']:g} min")
     if tc.get("lr") is not None:
         budget.append(f"peak learning rate {tc['lr']:g}")
+    if tc.get("ema"):
+        budget.append(f"weight average (decay {tc['ema']:g}) saved")
+    if tc.get("precision", "float32") != "float32":
+        budget.append(f"conditioner networks in {tc['precision']} while training")
     lines.append("training: " + ", ".join(budget))
     if metrics.get("test_bpd") is not None:
         lines.append(f"recorded: {metrics['test_bpd']:.3f} test bits/dim on the first "

@@ -36,6 +36,10 @@ def test_config_summary_reads_the_config():
     for part in ("3 levels x 5 Glow steps", "24 hidden channels", "2 checkerboard", "variational", "1e-05"):
         assert part in text, (part, text)
     assert "checkerboard" not in config_summary(FlowConfig(pre_steps=0))
+    assert "(affine couplings)" in text
+    assert "(3-component logistic-mixture couplings)" in config_summary(FlowConfig(coupling="mixture",
+                                                                                   mixture_components=3))
+    assert "(5-bin spline couplings)" in config_summary(FlowConfig(coupling="spline", spline_bins=5))
 
 
 def test_run_summary_reads_the_stored_values(tiny_model):
@@ -46,5 +50,9 @@ def test_run_summary_reads_the_stored_values(tiny_model):
                  "first 1000 test images", f"{tiny_model.num_parameters():,} parameters"):
         assert part in text, (part, text)
     assert "no test bits/dim" in run_summary(tiny_model, {"step": 0, "metrics": {}})
+    assert "weight average" not in text and "bfloat16" not in text
+    info["history"]["train_config"].update(ema=0.999, precision="bfloat16")
+    text = run_summary(tiny_model, info)
+    assert "weight average (decay 0.999) saved" in text and "conditioner networks in bfloat16 while training" in text
 
 

@@ -27,7 +27,7 @@ from ..data.images import load_images
 from ..layers.nets import conditioner_precision
 from ..models.multiscale import FlowConfig, MultiScaleFlow
 from .loop import batches_from_tensor
-from .train import PRESETS, TrainConfig, train_model
+from .train import _PRECISIONS, PRESETS, TrainConfig, train_model
 
 __all__ = ["measure_throughput", "measure_sampling", "learning_curve", "main"]
 
@@ -43,7 +43,7 @@ def measure_throughput(model: MultiScaleFlow, images: torch.Tensor, batch_size: 
 
     ``precision="bfloat16"``: the conditioner networks compute in bfloat16, as in training.
     """
-    dtype = {"float32": None, "bfloat16": torch.bfloat16}[precision]
+    dtype = _PRECISIONS[precision]
     device = next(model.parameters()).device
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     batches = batches_from_tensor(images.to(device), batch_size)
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clock", choices=["wall", "cpu"], default="wall")
     p.add_argument("--curve-out", default=None, help="write the curve (JSON) here")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--precision", choices=["float32", "bfloat16"], default=TrainConfig.precision,
+    p.add_argument("--precision", choices=sorted(_PRECISIONS), default=TrainConfig.precision,
                    help="the conditioner networks' dtype in training steps (the curve and the throughput)")
     p.add_argument("--channels-last", type=_bool, default=TrainConfig.channels_last,
                    help="the curve's memory format (TrainConfig.channels_last)")

@@ -37,7 +37,7 @@ from .ema import WeightAverage
 from .evaluate import evaluate_bpd  # re-exported: notebooks import it from here
 from .loop import History, NonFiniteLossError, batches_from_tensor, fit
 
-__all__ = ["TrainConfig", "PRESETS", "preset", "train_model", "evaluate_bpd", "fit_or_load", "main"]
+__all__ = ["TrainConfig", "PRESETS", "preset", "has_fast_bfloat16", "train_model", "evaluate_bpd", "fit_or_load", "main"]
 
 
 @dataclass
@@ -196,6 +196,18 @@ def _bpd_loss(model: MultiScaleFlow, batch: torch.Tensor | tuple[torch.Tensor, t
     return model.bits_per_dim(x, make_condition(model.config, x, labels, train=True)).mean()
 
 
+def has_fast_bfloat16(device: torch.device | str = "cpu") -> bool:
+    """Whether ``device`` computes in bfloat16 natively: a GPU, or a CPU with AVX512-BF16 or AMX instructions.
+
+    Without them PyTorch emulates bfloat16 matrix products on the CPU, and a training step of the flagship
+    preset took about 19 times the CPU time of one with them (benchmarks/README.md).
+    """
+    if torch.device(device).type != "cpu":
+        return True
+    checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(check() for check in checks if check is not None)
+
+
 def _loss_fn(compile_it: bool, log, precision: str = "float32"):
     """The training loss, optionally through ``torch.compile`` with eager mode as the fallback.
 
@@ -280,6 +292,9 @@ def train_model(model_config: FlowConfig | None = None, train_config: TrainConfi
     model.to(device)
     if tc.channels_last:
         model.to(memory_format=torch.channels_last)
+    if tc.precision == "bfloat16" and not has_fast_bfloat16(device):
+        log("warning: this processor has no bfloat16 instructions (AVX512-BF16 or AMX), so bfloat16 conditioners "
+            "are emulated and steps are many times slower; train with --precision float32 here")
 
     if train_images is None:
         train = load_images(tc.dataset, "train", limit=tc.limit_train)

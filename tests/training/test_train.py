@@ -293,3 +293,22 @@ def test_bfloat16_conditioners_train_nearly_the_same_model_and_save_float32(tmp_
     saved, ckpt = load_checkpoint(tmp_path / "c.pt")
     assert all(p.dtype == torch.float32 for p in saved.parameters())
     assert ckpt["history"]["train_config"]["precision"] == "bfloat16"
+
+
+def test_bfloat16_on_a_processor_without_its_instructions_warns_once_and_float32_does_not(monkeypatch):
+    assert train_mod.has_fast_bfloat16("meta") is True  # a GPU (any non-CPU device) computes bfloat16 itself
+    for name, answer in [("_is_avx512_bf16_supported", False), ("_is_amx_tile_supported", False)]:
+        monkeypatch.setattr(torch.cpu, name, lambda answer=answer: answer, raising=False)
+    assert train_mod.has_fast_bfloat16("cpu") is False
+    run = dict(device="cpu", progress=False, train_images=images(64), test_images=images(16, 1))
+    seen = []
+    train_model(TINY, quick_config(steps=1, channels_last=False, precision="bfloat16"), log=seen.append, **run)
+    assert sum("no bfloat16 instructions" in line and "--precision float32" in line for line in seen) == 1
+    seen.clear()
+    train_model(TINY, quick_config(steps=1, channels_last=False), log=seen.append, **run)
+    assert not any("bfloat16" in line for line in seen)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    assert train_mod.has_fast_bfloat16("cpu") is True
+    seen.clear()
+    train_model(TINY, quick_config(steps=1, channels_last=False, precision="bfloat16"), log=seen.append, **run)
+    assert not any("bfloat16" in line for line in seen)

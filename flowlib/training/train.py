@@ -199,8 +199,8 @@ def _bpd_loss(model: MultiScaleFlow, batch: torch.Tensor | tuple[torch.Tensor, t
 def has_fast_bfloat16(device: torch.device | str = "cpu") -> bool:
     """Whether ``device`` computes in bfloat16 natively: a GPU, or a CPU with AVX512-BF16 or AMX instructions.
 
-    Without them PyTorch emulates bfloat16 matrix products on the CPU, and a training step of the flagship
-    preset took about 19 times the CPU time of one with them (benchmarks/README.md).
+    Without them PyTorch emulates bfloat16 matrix products on the CPU: on one such machine (AVX2 only) a training
+    step of the flagship preset took 9 times as long as in float32 (benchmarks/README.md, "The flagship runs").
     """
     if torch.device(device).type != "cpu":
         return True

@@ -84,7 +84,11 @@ def read_curve(path: str | Path) -> tuple[list[float], list[float]]:
 
 
 def learning_curve_png(sources: list[str | Path], out: str | Path, labels: list[str] | None = None) -> Path:
-    """Plot test bits/dim against training minutes for each source into one PNG (atomically)."""
+    """Plot test bits/dim against training minutes for each source into one PNG (atomically).
+
+    Curves whose values lie far apart (MNIST near 1 and FashionMNIST near 3 bits/dim) get a panel each, side
+    by side, so that neither is flattened by the other's scale; close ones share one panel.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -93,20 +97,32 @@ def learning_curve_png(sources: list[str | Path], out: str | Path, labels: list[
     out = Path(out)
     if out.suffix.lower() != ".png":
         raise ValueError(f"out must be a .png file, got {str(out)!r}")
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-    for i, src in enumerate(sources):
-        minutes, bpd = read_curve(src)
-        ax.plot(minutes, bpd, "o-", label=labels[i] if labels else Path(src).name)
-    ax.set_xlabel("training time (minutes)")
-    ax.set_ylabel("test bits/dim")
-    ax.set_title("Learning curves")
-    ax.grid(alpha=0.3)
-    ax.legend()
+    curves = [read_curve(src) for src in sources]
+    names = labels if labels else [Path(src).name for src in sources]
+    panels = len(curves) if _far_apart([bpd for _, bpd in curves]) else 1
+    fig, axes = plt.subplots(1, panels, figsize=(6 if panels == 1 else 5 * panels, 4), dpi=100, squeeze=False)
+    for i, ((minutes, bpd), name) in enumerate(zip(curves, names)):
+        axes[0, i if panels > 1 else 0].plot(minutes, bpd, "o-", color=f"C{i}", label=name)
+    for ax in axes[0]:
+        ax.set_xlabel("training time (minutes)")
+        ax.set_ylabel("test bits/dim")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle("Learning curves")
     fig.tight_layout()
     try:
         return write_atomically(out, lambda f: fig.savefig(f, format="png"))
     finally:
         plt.close(fig)
+
+
+def _far_apart(values: list[list[float]]) -> bool:
+    """Whether some two of these curves are separated by more than twice the widest one's range."""
+    if len(values) < 2:
+        return False
+    spans = [(min(v), max(v)) for v in values]
+    widest = max(hi - lo for lo, hi in spans)
+    return any(lo_b - hi_a > 2 * widest for lo_a, hi_a in spans for lo_b, hi_b in spans)
 
 
 def _check_settings(out: Path, n: int, nrow: int, temperature: float, scale: int) -> None:

@@ -108,7 +108,12 @@ def test_learning_curves_from_a_checkpoint_and_a_curve_file(tmp_path, capsys):
     assert figures.read_curve(curve) == ([0.5, 1.5], [4.0, 3.5])
     code, out, err = run(capsys, "--curve", str(ckpt), str(curve), "--out", str(tmp_path / "lc.png"))
     assert code == 0, err
-    assert Image.open(tmp_path / "lc.png").size == (600, 400)
+    assert Image.open(tmp_path / "lc.png").size == (600, 400)   # close curves: one panel
+    far = tmp_path / "far.json"
+    far.write_text(json.dumps({"curve": [[30.0, 5, 9.0], [90.0, 15, 8.8]]}))
+    code, _, err = run(capsys, "--curve", str(ckpt), str(far), "--out", str(tmp_path / "lc2.png"))
+    assert code == 0, err
+    assert Image.open(tmp_path / "lc2.png").size == (1000, 400)  # far apart: a panel each, side by side
 
 
 def test_a_checkpoint_without_a_time_history_is_one_line(tmp_path, capsys):
